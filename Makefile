@@ -1,0 +1,34 @@
+# seqbeam: `make demo` runs the main job on the embedded default, `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TASKS := emoji translate dates names reber
+DEMO_DIR ?= runs/demo
+
+.PHONY: install demo test benchmark clean
+
+# The virtualenv is (re)built whenever setup.py changes.
+$(STAMP): setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@for task in $(TASKS); do \
+		echo "== preprocess $$task -> $(DEMO_DIR)/$$task/data"; \
+		$(BIN)/seqbeam preprocess --config configs/$$task.yaml --set output_dir=$(DEMO_DIR) || exit 1; \
+	done
+	@echo "Demo outputs under $(DEMO_DIR)/<task>/data (shards, vocab/, rejected/, metadata.json)."
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/preprocess.py
+
+clean:
+	rm -rf runs .pytest_cache

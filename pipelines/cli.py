@@ -1,0 +1,47 @@
+"""The ``seqbeam`` command line.
+
+    seqbeam preprocess --config configs/<task>.yaml [--set key=value ...] [Beam flags]
+    seqbeam generate {dates,reber} -n N -o PATH [--seed S]
+
+Beam flags (``--runner``, ``--direct_running_mode``, ``--project``, ``--temp_location``,
+``--setup_file`` ...) are passed to the pipeline untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Optional, Sequence
+
+from seqbeam.pipelines.config import ConfigError
+
+_COMMANDS = ("preprocess", "generate")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``seqbeam`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in _COMMANDS:
+        print(__doc__.strip(), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    command, rest = argv[0], argv[1:]
+    try:
+        if command == "preprocess":
+            from seqbeam.pipelines import preprocess
+
+            preprocess.run(rest)
+        else:
+            from seqbeam.pipelines import generate
+
+            generate.run(rest)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        print(f"seqbeam {command}: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,341 @@
+"""Task configuration: YAML files validated into typed, frozen dataclasses.
+
+One YAML file per task (``configs/<task>.yaml``) is read by all three jobs. Every key
+is checked when the file is loaded: an unknown key, a value of the wrong type or an
+out-of-range value raises :class:`ConfigError` naming the key and the file, before any
+work starts. ``--set key=value`` overrides are applied to the YAML before validation,
+so they are checked the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from typing import Any, Literal, Mapping, Sequence, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, missing, ill-typed or out of range."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    """What the task predicts: its kind decides the TFRecord layout and the model family."""
+
+    name: str
+    kind: Literal["classifier", "seq2seq", "lm"]
+    # Display names of the classes, index = label id (emoji characters for the emoji task).
+    classes: tuple[str, ...] = ()
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes of a classifier task (0 for other kinds)."""
+        return len(self.classes)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorConfig:
+    """Synthetic corpus settings for tasks whose data the project generates."""
+
+    name: Literal["dates", "reber"]
+    num_rows: int = 10_000
+    seed: int = 0
+    # Dates only: numeric formats write DD/MM/YYYY when true, MM/DD/YYYY when false.
+    day_first: bool = False
+    # Dates only: share of inputs with typos, OCR confusions or broken punctuation.
+    noise_rate: float = 0.1
+    # Rows per generator shard: shards are generated in parallel, deterministically.
+    rows_per_shard: int = 50_000
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the corpus is and how to read its columns.
+
+    ``text_column``, ``target_column``, ``label_column`` and ``id_column`` are column
+    names (CSV/TSV with a header, JSONL, Parquet) or 0-based positions (CSV/TSV without
+    a header). Without ``id_column`` a row's id is ``<file>:<line>``.
+    """
+
+    format: Literal["text", "csv", "tsv", "anki", "aligned", "jsonl", "parquet", "generated"]
+    path: str = ""
+    # Aligned format only: the file of targets, line i translating line i of ``path``.
+    target_path: str = ""
+    text_column: Union[str, int] = "text"
+    target_column: Union[str, int, None] = None
+    label_column: Union[str, int, None] = None
+    id_column: Union[str, int, None] = None
+    header: bool = True
+    delimiter: str = ","
+    quoting: Literal["minimal", "none"] = "minimal"
+    generator: Union[GeneratorConfig, None] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerConfig:
+    """How raw text becomes tokens, in Beam and inside the exported model alike."""
+
+    level: Literal["word", "char"] = "word"
+    lowercase: bool = True
+    normalization: Literal["NFKC", "NFC", "none"] = "NFKC"
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabConfig:
+    """Size limits of one vocabulary; sizes include the four reserved tokens."""
+
+    max_size: int = 20_000
+    min_count: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig:
+    """Train/valid/test fractions; a row's split is a hash of its id and the salt."""
+
+    train: float = 0.8
+    valid: float = 0.1
+    test: float = 0.1
+    salt: str = "seqbeam"
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessConfig:
+    """Settings of the preprocessing job."""
+
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    source_vocab: VocabConfig = VocabConfig()
+    target_vocab: VocabConfig = VocabConfig()
+    # Padded length of the input tokens (classifier, LM, seq2seq source).
+    max_length: int = 32
+    # Padded length of target_in / target_out (seq2seq only), <start>/<end> included.
+    max_target_length: int = 32
+    # What to do with a row longer than its padded length.
+    overflow: Literal["truncate", "reject"] = "truncate"
+    # Rows whose raw text is longer than this are rejected before tokenization.
+    max_chars: int = 10_000
+    splits: SplitConfig = SplitConfig()
+    num_shards: int = 4
+    # Rows tokenized and encoded together in one TensorFlow call.
+    batch_size: int = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A whole task: data + tokenizer + preprocessing settings, read by every job."""
+
+    task: TaskConfig
+    data: DataConfig
+    preprocess: PreprocessConfig = PreprocessConfig()
+    # Outputs go to <output_dir>/<task.name>/; local path or gs://.
+    output_dir: str = "runs"
+
+    @property
+    def task_dir(self) -> str:
+        """Folder holding every output of this task."""
+        return join_path(self.output_dir, self.task.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain data (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML, written beside the outputs."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    @property
+    def hash(self) -> str:
+        """Short stable digest of the resolved config: names the outputs it produced."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def join_path(base: str, *parts: str) -> str:
+    """Joins path parts with '/', for local paths and gs:// URLs alike."""
+    path = base.rstrip("/")
+    for part in parts:
+        path = f"{path}/{part.strip('/')}"
+    return path
+
+
+def load_config(path: str, overrides: Sequence[str] = ()) -> Config:
+    """Reads a task YAML file, applies ``key=value`` overrides and validates everything."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    for override in overrides:
+        _apply_override(raw, override, path)
+    return config_from_dict(raw, source=path)
+
+
+def config_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> Config:
+    """Validates plain data (as parsed from YAML) into a :class:`Config`."""
+    config = _build(Config, raw, key="", source=source)
+    _check_semantics(config, source)
+    return config
+
+
+def _apply_override(raw: dict, override: str, source: str) -> None:
+    key, sep, value = override.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set {override!r}: expected key=value, e.g. preprocess.num_shards=8")
+    parts = key.strip().split(".")
+    _check_key_path(Config, parts, key, source)
+    node = raw
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = yaml.safe_load(value) if value.strip() else ""
+
+
+def _check_key_path(cls: type, parts: Sequence[str], key: str, source: str) -> None:
+    """Fails on an override naming a key that no dataclass along the path has."""
+    hints = typing.get_type_hints(cls)
+    if parts[0] not in hints:
+        raise ConfigError(f"--set {key}: unknown key '{parts[0]}' (config {source})")
+    if len(parts) > 1:
+        nested = _dataclass_in(hints[parts[0]])
+        if nested is None:
+            raise ConfigError(f"--set {key}: '{parts[0]}' has no sub-keys (config {source})")
+        _check_key_path(nested, parts[1:], key, source)
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    if dataclasses.is_dataclass(hint):
+        return hint
+    for arg in typing.get_args(hint):
+        if dataclasses.is_dataclass(arg):
+            return arg
+    return None
+
+
+def _build(cls: type, value: Any, key: str, source: str) -> Any:
+    where = f"key '{key}' in {source}" if key else source
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(value) - set(fields))
+    if unknown:
+        name = f"{key}.{unknown[0]}" if key else unknown[0]
+        raise ConfigError(
+            f"unknown key '{name}' in {source} (known: {', '.join(sorted(fields))})"
+        )
+    kwargs = {}
+    for name, field in fields.items():
+        child_key = f"{key}.{name}" if key else name
+        if name in value:
+            kwargs[name] = _coerce(hints[name], value[name], child_key, source)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing key '{child_key}' in {source}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
+    """Checks ``value`` against the type ``hint``; nested dataclasses are built."""
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key, source)
+    if origin in (Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(hint):
+            try:
+                return _coerce(option, value, key, source)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise errors[-1] if len(errors) == 1 else ConfigError(
+            f"key '{key}' in {source}: {value!r} matches none of {_type_name(hint)}"
+        )
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(
+                f"key '{key}' in {source}: {value!r} is not one of {', '.join(map(repr, choices))}"
+            )
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"key '{key}' in {source}: expected a list, got {value!r}")
+        (item_type, _) = typing.get_args(hint)
+        return tuple(_coerce(item_type, item, f"{key}[{i}]", source) for i, item in enumerate(value))
+    if hint is type(None):
+        if value is not None:
+            raise ConfigError(f"key '{key}' in {source}: expected null, got {value!r}")
+        return None
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float) and isinstance(value, bool) or not isinstance(value, hint):
+        raise ConfigError(
+            f"key '{key}' in {source}: expected {_type_name(hint)}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
+
+
+def _check_semantics(config: Config, source: str) -> None:
+    """Range and cross-key checks that types alone cannot express."""
+
+    def fail(key: str, message: str) -> None:
+        raise ConfigError(f"key '{key}' in {source}: {message}")
+
+    task, data, pre = config.task, config.data, config.preprocess
+    if not task.name or "/" in task.name:
+        fail("task.name", f"{task.name!r} must be a non-empty name without '/'")
+    if task.kind == "classifier" and len(task.classes) < 2:
+        fail("task.classes", "a classifier needs at least two classes")
+    if data.format == "generated":
+        if data.generator is None:
+            fail("data.generator", "format 'generated' needs a generator section")
+        gen = data.generator
+        if gen.num_rows <= 0:
+            fail("data.generator.num_rows", f"must be positive, got {gen.num_rows}")
+        if gen.rows_per_shard <= 0:
+            fail("data.generator.rows_per_shard", f"must be positive, got {gen.rows_per_shard}")
+        if not 0.0 <= gen.noise_rate <= 1.0:
+            fail("data.generator.noise_rate", f"must lie in [0, 1], got {gen.noise_rate}")
+    elif not data.path:
+        fail("data.path", f"format '{data.format}' reads files: give a path or glob")
+    if data.format == "aligned" and not data.target_path:
+        fail("data.target_path", "format 'aligned' needs the target file")
+    if task.kind == "classifier" and data.format != "generated" and data.label_column is None:
+        fail("data.label_column", "a classifier task needs a label column")
+    if task.kind == "seq2seq" and data.format not in ("generated", "aligned", "anki") and (
+        data.target_column is None
+    ):
+        fail("data.target_column", "a seq2seq task needs a target column")
+    if len(data.delimiter) != 1:
+        fail("data.delimiter", f"must be one character, got {data.delimiter!r}")
+    for name in ("source_vocab", "target_vocab"):
+        vocab: VocabConfig = getattr(pre, name)
+        if vocab.max_size <= 4:
+            fail(f"preprocess.{name}.max_size", "must exceed the 4 reserved tokens")
+        if vocab.min_count < 1:
+            fail(f"preprocess.{name}.min_count", "must be at least 1")
+    for name in ("max_length", "max_target_length", "max_chars", "num_shards", "batch_size"):
+        if getattr(pre, name) < 1 or (name == "max_target_length" and pre.max_target_length < 2):
+            fail(f"preprocess.{name}", f"must be positive, got {getattr(pre, name)}")
+    splits = pre.splits
+    for name in ("train", "valid", "test"):
+        if not 0.0 <= getattr(splits, name) <= 1.0:
+            fail(f"preprocess.splits.{name}", "must lie in [0, 1]")
+    if abs(splits.train + splits.valid + splits.test - 1.0) > 1e-6:
+        fail("preprocess.splits", "train + valid + test must sum to 1")
+    if splits.train == 0.0:
+        fail("preprocess.splits.train", "the vocabulary is built from the train split: it cannot be empty")

@@ -1,0 +1,200 @@
+"""The preprocessing job: corpus -> tokenized, padded, sharded TFRecords + vocabularies.
+
+    read -> validate/split -> batch -> vocabulary (train split, top-K) -> ids -> pad
+         -> tf.train.Example -> <task>/data/{train,valid,test}-*.tfrecord.gz
+
+Outputs, under ``<output_dir>/<task>/data/``: the shards, ``vocab/*.txt``,
+``rejected/rejected-*.jsonl`` (id, raw, stage, reason of every row not written),
+``config.yaml`` (the resolved config) and ``metadata.json`` (written last, once every
+shard is flushed: its presence marks a complete run).
+
+    seqbeam preprocess --config configs/emoji.yaml [--set key=value ...] [Beam flags]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from typing import Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from seqbeam.pipelines.config import Config, join_path, load_config
+from seqbeam.pipelines.runners import pipeline_options
+from seqbeam.transforms.encode import STATS, EncodeBatches
+from seqbeam.transforms.readers import ReadCorpus
+from seqbeam.transforms.records import REJECTED
+from seqbeam.transforms.sinks import (
+    SumCounts,
+    WriteRejected,
+    WriteSplits,
+    build_metadata,
+    read_metadata,
+    write_json,
+    write_text,
+    write_vocabulary,
+)
+from seqbeam.transforms.synthetic import GenerateRows
+from seqbeam.transforms.validate import ValidateRows
+from seqbeam.transforms.vocabulary import BuildVocabulary
+
+_LOG = logging.getLogger(__name__)
+
+
+def data_dir(config: Config) -> str:
+    """Folder of the preprocessing outputs of a task."""
+    return join_path(config.task_dir, "data")
+
+
+def vocabulary_names(config: Config) -> tuple[str, ...]:
+    """Names of the task's vocabularies, also their file names under ``vocab/``."""
+    return ("source", "target") if config.task.kind == "seq2seq" else ("tokens",)
+
+
+class ReadRows(beam.PTransform):
+    """The task's rows from files or from its generator: dict of ``rows`` and ``rejected``."""
+
+    def __init__(self, config: Config):
+        super().__init__()
+        self._data = config.data
+        self._reader = None if self._data.format == "generated" else ReadCorpus(self._data)
+
+    def expand(self, pbegin):
+        if self._reader is not None:
+            return pbegin | "ReadCorpus" >> self._reader
+        rows = pbegin | "Generate" >> GenerateRows(self._data.generator)
+        return {"rows": rows, "rejected": pbegin | "NoReadRejections" >> beam.Create([])}
+
+
+class CountRows(beam.PTransform):
+    """A singleton count of the elements of a PCollection."""
+
+    def expand(self, pcoll):
+        return pcoll | "Count" >> beam.combiners.Count.Globally()
+
+
+def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
+    """Adds the preprocessing graph to ``p``; returns its main PCollections (for tests)."""
+    pre = config.preprocess
+    out_dir = data_dir(config)
+
+    read = p | "ReadRows" >> ReadRows(config)
+    validated = read["rows"] | "Validate" >> beam.ParDo(ValidateRows(config)).with_outputs(REJECTED, main="rows")
+    batches = validated.rows | "Batch" >> beam.BatchElements(
+        min_batch_size=pre.batch_size, max_batch_size=pre.batch_size
+    )
+
+    vocab_fields = {"source": "text", "target": "target", "tokens": "text"}
+    vocabularies = {
+        name: batches
+        | f"Build{name.capitalize()}Vocabulary"
+        >> BuildVocabulary(
+            pre.tokenizer, pre.target_vocab if name == "target" else pre.source_vocab, field=vocab_fields[name]
+        )
+        for name in vocabulary_names(config)
+    }
+    vocab_inputs = [beam.pvalue.AsSingleton(v) for v in vocabularies.values()]
+    encoded = batches | "Encode" >> beam.ParDo(EncodeBatches(config), *vocab_inputs).with_outputs(
+        REJECTED, STATS, main="examples"
+    )
+    shards = encoded.examples | "WriteTFRecords" >> WriteSplits(out_dir, pre.num_shards)
+
+    rejected = (read["rejected"], validated[REJECTED], encoded[REJECTED]) | "AllRejected" >> beam.Flatten()
+    rejected_files = rejected | "WriteRejected" >> WriteRejected(join_path(out_dir, "rejected"))
+    vocab_files = {
+        name: vocab
+        | f"Write{name.capitalize()}Vocabulary"
+        >> beam.Map(write_vocabulary, join_path(out_dir, "vocab", f"{name}.txt"))
+        for name, vocab in vocabularies.items()
+    }
+
+    stats = encoded[STATS] | "SumStats" >> beam.CombineGlobally(SumCounts())
+    rows_read = read["rows"] | "CountRowsRead" >> CountRows()
+    rejected_by_code = (
+        rejected
+        | "RejectionKeys" >> beam.Map(lambda r: {f"{r['stage']}/{r['code']}": 1})
+        | "CountRejections" >> beam.CombineGlobally(SumCounts())
+    )
+
+    def metadata(_, stats, rows_read, rejected_by_code, shard_paths, done, **vocabs):
+        shards_by_split = {split: [path for s, path in shard_paths if s == split] for split in shards}
+        payload = build_metadata(config, stats, rows_read, rejected_by_code, vocabs, shards_by_split)
+        write_text(config.to_yaml(), join_path(out_dir, "config.yaml"))
+        return write_json(payload, join_path(out_dir, "metadata.json"))
+
+    # Everything else is a side input, so metadata.json is written after every output.
+    all_shards = (
+        [shards[split] | f"Tag{split.capitalize()}Shards" >> beam.Map(lambda path, s=split: (s, path))
+         for split in shards]
+        | "AllShards" >> beam.Flatten()
+    )
+    done = [rejected_files] + list(vocab_files.values())
+    metadata_path = (
+        p
+        | "Finish" >> beam.Create([None])
+        | "WriteMetadata"
+        >> beam.Map(
+            metadata,
+            stats=beam.pvalue.AsSingleton(stats),
+            rows_read=beam.pvalue.AsSingleton(rows_read),
+            rejected_by_code=beam.pvalue.AsSingleton(rejected_by_code),
+            shard_paths=beam.pvalue.AsList(all_shards),
+            done=beam.pvalue.AsList(done | "AllDone" >> beam.Flatten()),
+            **{name: beam.pvalue.AsSingleton(v) for name, v in vocabularies.items()},
+        )
+    )
+    return {"rows": validated.rows, "rejected": rejected, "vocabularies": vocabularies,
+            "examples": encoded.examples, "metadata": metadata_path}
+
+
+def clear_outputs(config: Config) -> None:
+    """Deletes a previous run's outputs so a rerun leaves exactly one set of shards."""
+    out_dir = data_dir(config)
+    if FileSystems.exists(out_dir):
+        FileSystems.delete([out_dir])
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[argparse.Namespace, list[str]]:
+    """Splits seqbeam's own flags from the Beam pipeline flags, which pass through untouched."""
+    parser = argparse.ArgumentParser(prog="seqbeam preprocess", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="task YAML, e.g. configs/emoji.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set preprocess.num_shards=8 (repeatable)")
+    return parser.parse_known_args(argv)
+
+
+def run(argv: Optional[Sequence[str]] = None, save_main_session: bool = True,
+        test_pipeline: Optional[beam.Pipeline] = None) -> dict:
+    """Runs the preprocessing job and returns the metadata it wrote."""
+    args, beam_args = parse_args(argv)
+    config = load_config(args.config, args.overrides)
+    return run_config(config, beam_args, save_main_session=save_main_session, test_pipeline=test_pipeline)
+
+
+def run_config(config: Config, beam_args: Sequence[str] = (), save_main_session: bool = True,
+               test_pipeline: Optional[beam.Pipeline] = None) -> dict:
+    """Runs preprocessing for an already loaded config (used by ``seqbeam run`` and tests)."""
+    options = pipeline_options(beam_args, save_main_session)
+    started = time.monotonic()
+    _LOG.info("preprocess %s (config %s) -> %s", config.task.name, config.hash, data_dir(config))
+    clear_outputs(config)
+    pipeline = test_pipeline or beam.Pipeline(options=options)
+    build_pipeline(pipeline, config)
+    pipeline.run().wait_until_finish()
+    metadata = read_metadata(config.task_dir)
+    if metadata is None:
+        raise RuntimeError(f"preprocessing finished without writing {data_dir(config)}/metadata.json")
+    rows = metadata["rows"]
+    _LOG.info(
+        "preprocess %s done in %.1fs: %d rows in, %d train / %d valid / %d test, %d rejected, %d truncated",
+        config.task.name, time.monotonic() - started, rows["in"], rows["train"], rows["valid"], rows["test"],
+        rows["rejected"], metadata["truncated"],
+    )
+    if rows["train"] == 0:
+        raise RuntimeError(
+            f"no row reached the train split ({rows['rejected']} rejected): see {data_dir(config)}/rejected/"
+        )
+    return metadata

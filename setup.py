@@ -1,0 +1,50 @@
+"""Packaging for seqbeam; also serves as Dataflow's ``--setup_file``.
+
+The repository keeps the design card's top-level layout (``pipelines/``,
+``transforms/``, ``models/``, ``configs/``, ``data/``) and installs those folders
+inside the ``seqbeam`` namespace.
+"""
+
+import setuptools
+
+_SUBPACKAGES = ("pipelines", "transforms", "models")
+
+# tensorflow-text ships compiled ops for exactly one tensorflow minor version:
+# the two ranges below must move together.
+_INSTALL_REQUIRES = [
+    "apache-beam[gcp]>=2.70,<3",
+    "tensorflow>=2.21,<2.22",
+    "tensorflow-text>=2.21,<2.22",
+    "keras>=3.10,<4",
+    "numpy>=1.26,<3",
+    "pyarrow>=14,<26",
+    "gcsfs>=2024.2",
+    "google-crc32c>=1.5",  # fast TFRecord checksums in Beam's tfrecordio
+    "pyyaml>=6,<7",
+]
+
+_DEV_REQUIRES = [
+    "pytest>=8",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "psutil>=5.9",
+]
+
+setuptools.setup(
+    name="seqbeam",
+    version="0.1.0",
+    description="Beam pipelines and Keras sequence models for bulk text annotation.",
+    python_requires=">=3.10",
+    packages=["seqbeam", "seqbeam.configs", "seqbeam.data"]
+    + [f"seqbeam.{name}" for name in _SUBPACKAGES],
+    package_dir={
+        "seqbeam": "seqbeam",
+        "seqbeam.configs": "configs",
+        "seqbeam.data": "data",
+        **{f"seqbeam.{name}": name for name in _SUBPACKAGES},
+    },
+    package_data={"seqbeam.configs": ["*.yaml"], "seqbeam.data": ["*.csv", "*.tsv", "*.txt"]},
+    install_requires=_INSTALL_REQUIRES,
+    extras_require={"dev": _DEV_REQUIRES},
+    entry_points={"console_scripts": ["seqbeam=seqbeam.pipelines.cli:main"]},
+)

@@ -1,0 +1,58 @@
+"""The row that flows through the pipelines and the rejected record that leaves them.
+
+Every input row ends in exactly one place: an output row, or a rejected record carrying
+its id, its raw input, the stage that rejected it and the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+# Tag of the dead-letter output of every DoFn that can reject a row.
+REJECTED = "rejected"
+
+# Pipeline stages, in order; a rejected record names the one that rejected it.
+STAGE_READ = "read"
+STAGE_VALIDATE = "validate"
+STAGE_ENCODE = "encode"
+
+SPLITS = ("train", "valid", "test")
+
+
+class Row(NamedTuple):
+    """One corpus row: its stable id, its text and, per task, a target or a label."""
+
+    id: str
+    text: str
+    target: Optional[str] = None
+    label: Any = None
+    split: str = ""
+
+    def raw(self) -> str:
+        """The row's input fields as one string, for rejected records of later stages."""
+        fields = [self.text]
+        if self.target is not None:
+            fields.append(self.target)
+        if self.label is not None:
+            fields.append(str(self.label))
+        return "\t".join(fields)
+
+
+def rejection(row_id: str, raw: Any, stage: str, code: str, detail: str = "") -> dict:
+    """A rejected record: ``reason`` is ``code`` (stable, counted) plus a human detail.
+
+    Raw bytes that are not valid UTF-8 are kept with ``\\xNN`` escapes, never decoded
+    into something else.
+    """
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="backslashreplace")
+    elif not isinstance(raw, str):
+        raw = repr(raw)
+    elif _has_surrogates(raw):
+        raw = raw.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+    reason = f"{code}: {detail}" if detail else code
+    return {"id": row_id, "raw": raw, "stage": stage, "code": code, "reason": reason}
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)

@@ -1,0 +1,160 @@
+"""Sinks of the preprocessing job: TFRecord shards, rejected rows, vocabularies, metadata."""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import json
+import logging
+from typing import Iterable, Mapping, Optional
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from seqbeam.pipelines.config import Config, join_path
+from seqbeam.transforms.records import SPLITS
+from seqbeam.transforms.vocabulary import Vocabulary
+
+_LOG = logging.getLogger(__name__)
+
+
+class WriteSplits(beam.PTransform):
+    """``(split, serialized Example)`` -> ``<data_dir>/<split>-SSSSS-of-NNNNN.tfrecord.gz``.
+
+    Returns a dict split -> PCollection of the shard paths written.
+    """
+
+    def __init__(self, data_dir: str, num_shards: int):
+        super().__init__()
+        self._data_dir = data_dir
+        self._num_shards = num_shards
+
+    def expand(self, examples):
+        parts = examples | "BySplit" >> beam.Partition(lambda kv, _: SPLITS.index(kv[0]), len(SPLITS))
+        written = {}
+        for split, part in zip(SPLITS, parts):
+            written[split] = (
+                part
+                | f"{split.capitalize()}Records" >> beam.Values()
+                | f"Write{split.capitalize()}" >> beam.io.WriteToTFRecord(
+                    join_path(self._data_dir, split),
+                    file_name_suffix=".tfrecord.gz",
+                    num_shards=self._num_shards,
+                    compression_type=beam.io.filesystem.CompressionTypes.GZIP,
+                )
+            )
+        return written
+
+
+class WriteRejected(beam.PTransform):
+    """Rejected records as JSON Lines (raw input escaped, never interpreted)."""
+
+    def __init__(self, rejected_dir: str):
+        super().__init__()
+        self._prefix = join_path(rejected_dir, "rejected")
+
+    def expand(self, rejected):
+        return (
+            rejected
+            | "ToJson" >> beam.Map(lambda record: json.dumps(record, ensure_ascii=False))
+            | "Write" >> beam.io.WriteToText(self._prefix, file_name_suffix=".jsonl", num_shards=1)
+        )
+
+
+class SumCounts(beam.CombineFn):
+    """Sums dicts of counts (per-batch statistics)."""
+
+    def create_accumulator(self) -> collections.Counter:
+        return collections.Counter()
+
+    def add_input(self, accumulator, counts: Mapping[str, int]):
+        accumulator.update(counts)
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        merged = collections.Counter()
+        for accumulator in accumulators:
+            merged.update(accumulator)
+        return merged
+
+    def extract_output(self, accumulator) -> dict[str, int]:
+        return dict(accumulator)
+
+
+def write_vocabulary(vocabulary: Vocabulary, path: str) -> str:
+    """Writes one vocabulary file and returns its path."""
+    vocabulary.save(path)
+    return path
+
+
+def build_metadata(
+    config: Config,
+    stats: Mapping[str, int],
+    rows_read: int,
+    rejected_by_code: Mapping[str, int],
+    vocabularies: Mapping[str, Vocabulary],
+    shards: Mapping[str, Iterable[str]],
+) -> dict:
+    """metadata.json: what training needs to know of the shards, and where every row went.
+
+    Raises RuntimeError if the row accounting does not add up, which would mean rows were
+    lost: the job must not end green then.
+    """
+    pre = config.preprocess
+    written = {split: stats.get(split, 0) for split in SPLITS}
+    rejected_by_stage = collections.Counter()
+    for key, count in rejected_by_code.items():
+        rejected_by_stage[key.split("/")[0]] += count
+    rows_in = rows_read + rejected_by_stage.get("read", 0)
+    rows_rejected = sum(rejected_by_stage.values())
+    if rows_in != sum(written.values()) + rows_rejected:
+        raise RuntimeError(
+            f"row accounting failed: {rows_in} rows in, {sum(written.values())} written, {rows_rejected} rejected"
+        )
+    if config.task.kind == "seq2seq":
+        max_lengths = {"source": pre.max_length, "target": pre.max_target_length}
+    else:
+        max_lengths = {"tokens": pre.max_length}
+    return {
+        "task": config.task.name,
+        "kind": config.task.kind,
+        "config_hash": config.hash,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "classes": list(config.task.classes),
+        "tokenizer": config.to_dict()["preprocess"]["tokenizer"],
+        "vocab_sizes": {name: len(v) for name, v in vocabularies.items()},
+        "vocab_files": {name: f"vocab/{name}.txt" for name in vocabularies},
+        "vocab_fingerprints": {name: v.fingerprint for name, v in vocabularies.items()},
+        "max_lengths": max_lengths,
+        "rows": {"in": rows_in, **written, "rejected": rows_rejected},
+        "truncated": stats.get("truncated", 0),
+        "rejected": {"by_stage": dict(rejected_by_stage), "by_reason": dict(sorted(rejected_by_code.items()))},
+        "shards": {split: sorted(_basename(p) for p in paths) for split, paths in shards.items()},
+    }
+
+
+def write_json(payload: dict, path: str) -> str:
+    """Writes a JSON document (local or gs://) and returns its path."""
+    with FileSystems.create(path) as f:
+        f.write((json.dumps(payload, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    return path
+
+
+def write_text(text: str, path: str) -> str:
+    """Writes a UTF-8 text file (local or gs://) and returns its path."""
+    with FileSystems.create(path) as f:
+        f.write(text.encode("utf-8"))
+    return path
+
+
+def _basename(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def read_metadata(task_dir: str) -> Optional[dict]:
+    """The metadata.json of a preprocessed task, or None when there is none."""
+    path = join_path(task_dir, "data", "metadata.json")
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path) as f:
+        return json.loads(f.read().decode("utf-8"))

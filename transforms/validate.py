@@ -1,0 +1,84 @@
+"""Row validation and train/valid/test assignment.
+
+Checks what a task needs of a row before any tokenization (text present and not
+absurdly long, target present, label an integer in range) and gives it its split from a
+hash of its id: the same id lands in the same split on every runner and every rerun.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Optional
+
+import apache_beam as beam
+
+from seqbeam.pipelines.config import Config, SplitConfig
+from seqbeam.transforms.records import REJECTED, STAGE_VALIDATE, Row, rejection
+
+
+def assign_split(row_id: str, splits: SplitConfig) -> str:
+    """'train', 'valid' or 'test' from a salted hash of the id and the split fractions."""
+    digest = hashlib.blake2b(f"{splits.salt}:{row_id}".encode("utf-8"), digest_size=8).digest()
+    point = int.from_bytes(digest, "big") / 2**64
+    if point < splits.train:
+        return "train"
+    if point < splits.train + splits.valid:
+        return "valid"
+    return "test"
+
+
+def parse_label(value, num_classes: int) -> tuple[Optional[int], str]:
+    """The label as an int in ``0..num_classes-1``, or None and why not."""
+    if isinstance(value, bool):
+        return None, f"label {value!r} is not an integer"
+    if isinstance(value, int):
+        label = value
+    else:
+        text = str(value).strip()
+        if not text.lstrip("-").isdigit():
+            return None, f"label {value!r} is not an integer"
+        label = int(text)
+    if not 0 <= label < num_classes:
+        return None, f"label {label} outside 0..{num_classes - 1}"
+    return label, ""
+
+
+class ValidateRows(beam.DoFn):
+    """Passes valid rows on with their split set; rejects the others with a specific reason."""
+
+    def __init__(self, config: Config):
+        self._kind = config.task.kind
+        self._num_classes = config.task.num_classes
+        self._max_chars = config.preprocess.max_chars
+        self._splits = config.preprocess.splits
+        self._rejected = beam.metrics.Metrics.counter("validate", "rows_rejected")
+
+    def process(self, row: Row):
+        problem = self._problem(row)
+        if problem:
+            self._rejected.inc()
+            code, detail = problem
+            yield beam.pvalue.TaggedOutput(REJECTED, rejection(row.id, row.raw(), STAGE_VALIDATE, code, detail))
+            return
+        label = row.label
+        if self._kind == "classifier":
+            label, _ = parse_label(row.label, self._num_classes)
+        yield row._replace(label=label, split=assign_split(row.id, self._splits))
+
+    def _problem(self, row: Row) -> Optional[tuple[str, str]]:
+        if not row.text.strip():
+            return "empty_text", ""
+        if len(row.text) > self._max_chars:
+            return "too_long", f"{len(row.text)} characters > max_chars {self._max_chars}"
+        if self._kind == "seq2seq":
+            if row.target is None or not row.target.strip():
+                return "empty_target", ""
+            if len(row.target) > self._max_chars:
+                return "too_long", f"target of {len(row.target)} characters > max_chars {self._max_chars}"
+        if self._kind == "classifier":
+            if row.label is None:
+                return "missing_label", ""
+            label, why = parse_label(row.label, self._num_classes)
+            if label is None:
+                return "bad_label", why
+        return None
