@@ -23,9 +23,9 @@ from apache_beam.io.filesystems import FileSystems
 
 from seqbeam.pipelines.config import Config, join_path, load_config
 from seqbeam.pipelines.runners import pipeline_options
-from seqbeam.transforms.encode import STATS, EncodeBatches
+from seqbeam.transforms.encode import EncodeBatches
 from seqbeam.transforms.readers import ReadCorpus
-from seqbeam.transforms.records import REJECTED
+from seqbeam.transforms.records import REJECTED, STATS
 from seqbeam.transforms.sinks import (
     SumCounts,
     WriteRejected,
@@ -37,7 +37,7 @@ from seqbeam.transforms.sinks import (
     write_vocabulary,
 )
 from seqbeam.transforms.synthetic import GenerateRows
-from seqbeam.transforms.validate import ValidateRows
+from seqbeam.transforms.validate import ValidateBatches
 from seqbeam.transforms.vocabulary import BuildVocabulary
 
 _LOG = logging.getLogger(__name__)
@@ -68,30 +68,25 @@ class ReadRows(beam.PTransform):
         return {"rows": rows, "rejected": pbegin | "NoReadRejections" >> beam.Create([])}
 
 
-class CountRows(beam.PTransform):
-    """A singleton count of the elements of a PCollection."""
-
-    def expand(self, pcoll):
-        return pcoll | "Count" >> beam.combiners.Count.Globally()
-
-
 def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
     """Adds the preprocessing graph to ``p``; returns its main PCollections (for tests)."""
     pre = config.preprocess
     out_dir = data_dir(config)
 
     read = p | "ReadRows" >> ReadRows(config)
-    validated = read["rows"] | "Validate" >> beam.ParDo(ValidateRows(config)).with_outputs(REJECTED, main="rows")
-    batches = validated.rows | "Batch" >> beam.BatchElements(
-        min_batch_size=pre.batch_size, max_batch_size=pre.batch_size
+    validated = (
+        read["rows"]
+        | "Batch" >> beam.BatchElements(min_batch_size=pre.batch_size, max_batch_size=pre.batch_size)
+        | "Validate" >> beam.ParDo(ValidateBatches(config)).with_outputs(REJECTED, STATS, main="batches")
     )
+    batches = validated.batches
 
-    vocab_fields = {"source": "text", "target": "target", "tokens": "text"}
+    vocab_columns = {"source": "texts", "target": "targets", "tokens": "texts"}
     vocabularies = {
         name: batches
         | f"Build{name.capitalize()}Vocabulary"
         >> BuildVocabulary(
-            pre.tokenizer, pre.target_vocab if name == "target" else pre.source_vocab, field=vocab_fields[name]
+            pre.tokenizer, pre.target_vocab if name == "target" else pre.source_vocab, column=vocab_columns[name]
         )
         for name in vocabulary_names(config)
     }
@@ -110,17 +105,18 @@ def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
         for name, vocab in vocabularies.items()
     }
 
-    stats = encoded[STATS] | "SumStats" >> beam.CombineGlobally(SumCounts())
-    rows_read = read["rows"] | "CountRowsRead" >> CountRows()
+    stats = (validated[STATS], encoded[STATS]) | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(
+        SumCounts()
+    )
     rejected_by_code = (
         rejected
         | "RejectionKeys" >> beam.Map(lambda r: {f"{r['stage']}/{r['code']}": 1})
         | "CountRejections" >> beam.CombineGlobally(SumCounts())
     )
 
-    def metadata(_, stats, rows_read, rejected_by_code, shard_paths, done, **vocabs):
+    def metadata(_, stats, rejected_by_code, shard_paths, done, **vocabs):
         shards_by_split = {split: [path for s, path in shard_paths if s == split] for split in shards}
-        payload = build_metadata(config, stats, rows_read, rejected_by_code, vocabs, shards_by_split)
+        payload = build_metadata(config, stats, rejected_by_code, vocabs, shards_by_split)
         write_text(config.to_yaml(), join_path(out_dir, "config.yaml"))
         return write_json(payload, join_path(out_dir, "metadata.json"))
 
@@ -138,14 +134,13 @@ def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
         >> beam.Map(
             metadata,
             stats=beam.pvalue.AsSingleton(stats),
-            rows_read=beam.pvalue.AsSingleton(rows_read),
             rejected_by_code=beam.pvalue.AsSingleton(rejected_by_code),
             shard_paths=beam.pvalue.AsList(all_shards),
             done=beam.pvalue.AsList(done | "AllDone" >> beam.Flatten()),
             **{name: beam.pvalue.AsSingleton(v) for name, v in vocabularies.items()},
         )
     )
-    return {"rows": validated.rows, "rejected": rejected, "vocabularies": vocabularies,
+    return {"batches": batches, "rejected": rejected, "vocabularies": vocabularies,
             "examples": encoded.examples, "metadata": metadata_path}
 
 

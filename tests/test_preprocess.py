@@ -228,7 +228,7 @@ def test_served_graph_tokenizes_to_the_same_ids_as_the_pipeline(tmp_path, make_c
     _, data_dir = run(config)
     vocab = Vocabulary.load(os.path.join(data_dir, "vocab", "tokens.txt"))
     graph = TokenIds(TextTokenizer.from_config(config.preprocess.tokenizer), vocab)
-    served = pad(graph(tf.constant(sentences)), 8)
+    served = pad(graph(tf.constant(sentences)), 8).numpy()
     by_id = {r["id"]: r["tokens"] for r in read_examples(data_dir, "train")}
     np.testing.assert_array_equal(served, np.array([by_id[f"s.csv:{i + 1}"] for i in range(len(sentences))]))
 

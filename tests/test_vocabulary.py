@@ -7,7 +7,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from seqbeam.pipelines.config import TokenizerConfig, VocabConfig
 from seqbeam.pipelines.runners import pipeline_options
-from seqbeam.transforms.records import Row
+from seqbeam.transforms.records import Row, RowBatch
 from seqbeam.transforms.vocabulary import RESERVED_TOKENS, BuildVocabulary, Vocabulary
 
 
@@ -33,8 +33,8 @@ def test_file_round_trip_and_validation(tmp_path):
 
 def test_build_vocabulary_counts_train_rows_only_across_batches():
     batches = [
-        [Row("1", "b b b a", split="train"), Row("2", "c c c c c", split="valid")],
-        [Row("3", "a a d", split="train"), Row("4", "b e", split="train")],
+        RowBatch.from_rows([Row("1", "b b b a", split="train"), Row("2", "c c c c c", split="valid")]),
+        RowBatch.from_rows([Row("3", "a a d", split="train"), Row("4", "b e", split="train")]),
     ]
     # Train counts: b=4, a=3, d=1, e=1 (c appears only in valid and must not count).
     expected = Vocabulary(RESERVED_TOKENS + ("b", "a", "d"))

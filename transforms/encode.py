@@ -15,16 +15,13 @@ import collections
 from typing import Optional, Sequence
 
 import apache_beam as beam
-import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
 from seqbeam.pipelines.config import Config
-from seqbeam.transforms.records import REJECTED, STAGE_ENCODE, Row, rejection
+from seqbeam.transforms.records import REJECTED, SPLITS, STAGE_ENCODE, STATS, RowBatch, rejection
 from seqbeam.transforms.tokenizer import TextTokenizer
 from seqbeam.transforms.vocabulary import END_ID, START_ID, Vocabulary
-
-STATS = "stats"
 
 
 class TokenIds(tf.Module):
@@ -40,21 +37,50 @@ class TokenIds(tf.Module):
         return tf.ragged.map_flat_values(self.table.lookup, self.tokenizer.tokenize(texts))
 
 
-def pad(ids: tf.RaggedTensor, length: int) -> np.ndarray:
+def pad(ids: tf.RaggedTensor, length: int) -> tf.Tensor:
     """Ids truncated and zero-padded to ``length`` columns (tensorflow-text's pad_model_inputs)."""
     padded, _ = tf_text.pad_model_inputs(ids, max_seq_length=length, pad_value=0)
-    return padded.numpy()
+    return padded
 
 
-def shift_for_teacher_forcing(ids: tf.RaggedTensor, length: int) -> tuple[np.ndarray, np.ndarray]:
+def shift_for_teacher_forcing(ids: tf.RaggedTensor, length: int) -> tuple[tf.Tensor, tf.Tensor]:
     """(``<start>`` + ids, ids + ``<end>``), each cut to ``length`` so both keep their marker."""
     ids = ids[:, : length - 1]
     batch = ids.nrows()
     start = tf.fill([batch, 1], tf.constant(START_ID, tf.int64))
     end = tf.fill([batch, 1], tf.constant(END_ID, tf.int64))
-    inputs = tf.concat([start, ids], axis=1)
-    outputs = tf.concat([ids, end], axis=1)
-    return pad(inputs, length), pad(outputs, length)
+    return pad(tf.concat([start, ids], axis=1), length), pad(tf.concat([ids, end], axis=1), length)
+
+
+class FeatureEncoder(tf.Module):
+    """Raw texts (and targets) -> the padded int64 features of a task, in one graph call.
+
+    Returns the features of DESIGN.md (without ``id``) plus ``n_source`` / ``n_target``,
+    the untruncated token counts that decide truncation and rejection.
+    """
+
+    def __init__(self, kind: str, tokenizer: TextTokenizer, source_vocab: Vocabulary,
+                 target_vocab: Optional[Vocabulary], max_length: int, max_target_length: int):
+        super().__init__()
+        self.kind = kind
+        self.source_ids = TokenIds(tokenizer, source_vocab)
+        self.target_ids = TokenIds(tokenizer, target_vocab) if kind == "seq2seq" else None
+        self.max_length = max_length
+        self.max_target_length = max_target_length
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.string)])
+    def __call__(self, texts: tf.Tensor, targets: tf.Tensor) -> dict[str, tf.Tensor]:
+        source = self.source_ids(texts)
+        n_source = source.row_lengths()
+        if self.kind == "seq2seq":
+            target = self.target_ids(targets)
+            target_in, target_out = shift_for_teacher_forcing(target, self.max_target_length)
+            return {"source": pad(source, self.max_length), "target_in": target_in, "target_out": target_out,
+                    "n_source": n_source, "n_target": target.row_lengths()}
+        if self.kind == "lm":
+            tokens, shifted = shift_for_teacher_forcing(source, self.max_length)
+            return {"tokens": tokens, "targets": shifted, "n_source": n_source, "n_target": n_source}
+        return {"tokens": pad(source, self.max_length), "n_source": n_source, "n_target": n_source}
 
 
 def int_example(features: dict[str, Sequence[int]], row_id: str) -> bytes:
@@ -68,9 +94,10 @@ def int_example(features: dict[str, Sequence[int]], row_id: str) -> bytes:
 
 
 class EncodeBatches(beam.DoFn):
-    """Encodes a batch of validated rows into serialized Examples tagged by split.
+    """Encodes a batch of validated rows into serialized Examples grouped by split.
 
-    Main output: ``(split, serialized_example)``. Tagged outputs: ``rejected`` (rows with
+    Main output: ``(split, [serialized Example, ...])``, one per split present in the
+    batch, so records travel to the sink in batches. Tagged outputs: ``rejected`` (rows with
     no token, or too long when overflow is 'reject') and ``stats`` (per-batch counts of
     rows written per split and of truncations, summed into metadata.json).
     """
@@ -81,7 +108,7 @@ class EncodeBatches(beam.DoFn):
         self._max_length = config.preprocess.max_length
         self._max_target_length = config.preprocess.max_target_length
         self._reject_overflow = config.preprocess.overflow == "reject"
-        self._encoders: dict[tuple[str, str], TokenIds] = {}
+        self._encoders: dict[tuple[str, str], FeatureEncoder] = {}
         self._rejected = beam.metrics.Metrics.counter("encode", "rows_rejected")
         self._truncated = beam.metrics.Metrics.counter("encode", "rows_truncated")
         self._written = beam.metrics.Metrics.counter("encode", "rows_written")
@@ -90,30 +117,29 @@ class EncodeBatches(beam.DoFn):
         # Built on the worker: importing the tokenizer module registers the tensorflow-text ops.
         self._tokenizer = TextTokenizer.from_config(self._tokenizer_config)
 
-    def _encoder(self, vocabulary: Vocabulary) -> TokenIds:
-        key = vocabulary.fingerprint
+    def _encoder(self, source_vocab: Vocabulary, target_vocab: Optional[Vocabulary]) -> FeatureEncoder:
+        key = (source_vocab.fingerprint, target_vocab.fingerprint if target_vocab else "")
         if key not in self._encoders:
-            self._encoders[key] = TokenIds(self._tokenizer, vocabulary)
+            self._encoders[key] = FeatureEncoder(self._kind, self._tokenizer, source_vocab, target_vocab,
+                                                 self._max_length, self._max_target_length)
         return self._encoders[key]
 
-    def process(self, rows: list[Row], source_vocab: Vocabulary, target_vocab: Optional[Vocabulary] = None):
+    def process(self, batch: RowBatch, source_vocab: Vocabulary, target_vocab: Optional[Vocabulary] = None):
         stats = collections.Counter()
-        source = self._encoder(source_vocab)(tf.constant([r.text for r in rows]))
-        source_lengths = source.row_lengths().numpy()
+        records = {split: [] for split in SPLITS}
+        targets = batch.targets if self._kind == "seq2seq" else [""] * len(batch)
+        encoded = self._encoder(source_vocab, target_vocab)(tf.constant(batch.texts), tf.constant(targets))
+        arrays = {name: tensor.numpy().tolist() for name, tensor in encoded.items()}
+        source_lengths, target_lengths = arrays.pop("n_source"), arrays.pop("n_target")
         if self._kind == "seq2seq":
-            target = self._encoder(target_vocab)(tf.constant([r.target for r in rows]))
-            target_lengths = target.row_lengths().numpy()
-            source_padded = pad(source, self._max_length).tolist()
-            target_in, target_out = (a.tolist() for a in shift_for_teacher_forcing(target, self._max_target_length))
+            source_padded, target_in, target_out = arrays["source"], arrays["target_in"], arrays["target_out"]
         elif self._kind == "lm":
-            target_lengths = source_lengths
-            tokens, targets = (a.tolist() for a in shift_for_teacher_forcing(source, self._max_length))
+            tokens, targets = arrays["tokens"], arrays["targets"]
         else:
-            target_lengths = source_lengths
-            tokens = pad(source, self._max_length).tolist()
+            tokens = arrays["tokens"]
 
-        for i, row in enumerate(rows):
-            n_source, n_target = int(source_lengths[i]), int(target_lengths[i])
+        for i, row in enumerate(batch.rows()):
+            n_source, n_target = source_lengths[i], target_lengths[i]
             problem = self._problem(n_source, n_target)
             if problem:
                 self._rejected.inc()
@@ -138,9 +164,12 @@ class EncodeBatches(beam.DoFn):
             if truncated:
                 stats["truncated"] += 1
                 self._truncated.inc()
-            stats[row.split] += 1
-            self._written.inc()
-            yield row.split, int_example(features, row.id)
+            records[row.split].append(int_example(features, row.id))
+        for split, serialized in records.items():
+            if serialized:
+                stats[split] += len(serialized)
+                self._written.inc(len(serialized))
+                yield split, serialized
         yield beam.pvalue.TaggedOutput(STATS, dict(stats))
 
     def _problem(self, n_source: int, n_target: int) -> Optional[tuple[str, str]]:

@@ -6,10 +6,13 @@ its id, its raw input, the stage that rejected it and the reason.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+import dataclasses
+from typing import Any, Iterator, NamedTuple, Optional
 
 # Tag of the dead-letter output of every DoFn that can reject a row.
 REJECTED = "rejected"
+# Tag of the per-batch count dicts that are summed into metadata.json.
+STATS = "stats"
 
 # Pipeline stages, in order; a rejected record names the one that rejected it.
 STAGE_READ = "read"
@@ -36,6 +39,34 @@ class Row(NamedTuple):
         if self.label is not None:
             fields.append(str(self.label))
         return "\t".join(fields)
+
+
+@dataclasses.dataclass
+class RowBatch:
+    """Validated rows stored column by column.
+
+    Batches cross stage boundaries (and process boundaries on multi-worker runners) as
+    one pickled object of five lists, far cheaper than one pickled tuple per row, and
+    the text columns go to TensorFlow as they are.
+    """
+
+    ids: list[str]
+    texts: list[str]
+    targets: list[Optional[str]]
+    labels: list[Any]
+    splits: list[str]
+
+    @classmethod
+    def from_rows(cls, rows: list[Row]) -> "RowBatch":
+        """Columns of a list of rows."""
+        return cls(*(list(column) for column in zip(*rows))) if rows else cls([], [], [], [], [])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def rows(self) -> Iterator[Row]:
+        """The rows back, in order."""
+        return (Row(*values) for values in zip(self.ids, self.texts, self.targets, self.labels, self.splits))
 
 
 def rejection(row_id: str, raw: Any, stage: str, code: str, detail: str = "") -> dict:

@@ -13,7 +13,7 @@ from typing import Optional
 import apache_beam as beam
 
 from seqbeam.pipelines.config import Config, SplitConfig
-from seqbeam.transforms.records import REJECTED, STAGE_VALIDATE, Row, rejection
+from seqbeam.transforms.records import REJECTED, STAGE_VALIDATE, STATS, Row, RowBatch, rejection
 
 
 def assign_split(row_id: str, splits: SplitConfig) -> str:
@@ -43,8 +43,12 @@ def parse_label(value, num_classes: int) -> tuple[Optional[int], str]:
     return label, ""
 
 
-class ValidateRows(beam.DoFn):
-    """Passes valid rows on with their split set; rejects the others with a specific reason."""
+class ValidateBatches(beam.DoFn):
+    """Validates a batch of rows and gives each its split.
+
+    Main output: the valid rows as a :class:`RowBatch`. Tagged outputs: ``rejected`` (one record per
+    invalid row, with a specific reason) and ``stats`` (rows read, for the accounting).
+    """
 
     def __init__(self, config: Config):
         self._kind = config.task.kind
@@ -53,19 +57,23 @@ class ValidateRows(beam.DoFn):
         self._splits = config.preprocess.splits
         self._rejected = beam.metrics.Metrics.counter("validate", "rows_rejected")
 
-    def process(self, row: Row):
-        problem = self._problem(row)
-        if problem:
-            self._rejected.inc()
-            code, detail = problem
-            yield beam.pvalue.TaggedOutput(REJECTED, rejection(row.id, row.raw(), STAGE_VALIDATE, code, detail))
-            return
-        label = row.label
-        if self._kind == "classifier":
-            label, _ = parse_label(row.label, self._num_classes)
-        yield row._replace(label=label, split=assign_split(row.id, self._splits))
+    def process(self, rows: list[Row]):
+        valid = []
+        for row in rows:
+            problem = self._problem(row)
+            if problem:
+                self._rejected.inc()
+                code, detail = problem
+                yield beam.pvalue.TaggedOutput(REJECTED, rejection(row.id, row.raw(), STAGE_VALIDATE, code, detail))
+                continue
+            label = parse_label(row.label, self._num_classes)[0] if self._kind == "classifier" else row.label
+            valid.append(row._replace(label=label, split=assign_split(row.id, self._splits)))
+        yield beam.pvalue.TaggedOutput(STATS, {"read": len(rows)})
+        if valid:
+            yield RowBatch.from_rows(valid)
 
     def _problem(self, row: Row) -> Optional[tuple[str, str]]:
+        """(code, detail) of the first thing wrong with a row, or None."""
         if not row.text.strip():
             return "empty_text", ""
         if len(row.text) > self._max_chars:

@@ -112,31 +112,35 @@ class TopKVocabularyFn(beam.CombineFn):
 class CountTrainTokens(beam.DoFn):
     """Token counts of the train rows of a batch (one dict per batch, not one element per token)."""
 
-    def __init__(self, tokenizer: TokenizerConfig, field: str):
+    def __init__(self, tokenizer: TokenizerConfig, column: str):
         self._tokenizer_config = tokenizer
-        self._field = field
+        self._column = column
 
     def setup(self):
         self._tokenizer = TextTokenizer.from_config(self._tokenizer_config)
 
-    def process(self, rows: list):
-        texts = [getattr(row, self._field) for row in rows if row.split == "train"]
+    def process(self, batch):
+        column = getattr(batch, self._column)
+        texts = [text for text, split in zip(column, batch.splits) if split == "train"]
         if texts:
             yield count_tokens(self._tokenizer.tokenize(tf.constant(texts)))
 
 
 class BuildVocabulary(beam.PTransform):
-    """Batches of rows -> a singleton PCollection holding the top-K train-split Vocabulary."""
+    """RowBatches -> a singleton PCollection holding the top-K train-split Vocabulary.
 
-    def __init__(self, tokenizer: TokenizerConfig, vocab: VocabConfig, field: str = "text"):
+    ``column`` is the RowBatch column counted: ``texts`` or ``targets``.
+    """
+
+    def __init__(self, tokenizer: TokenizerConfig, vocab: VocabConfig, column: str = "texts"):
         super().__init__()
         self._tokenizer = tokenizer
         self._vocab = vocab
-        self._field = field
+        self._column = column
 
     def expand(self, batches):
         return (
             batches
-            | "CountTokens" >> beam.ParDo(CountTrainTokens(self._tokenizer, self._field))
+            | "CountTokens" >> beam.ParDo(CountTrainTokens(self._tokenizer, self._column))
             | "TopK" >> beam.CombineGlobally(TopKVocabularyFn(self._vocab.max_size, self._vocab.min_count))
         )
