@@ -194,8 +194,10 @@ def _apply_override(raw: dict, override: str, source: str) -> None:
     node = raw
     for part in parts[:-1]:
         child = node.get(part)
-        if not isinstance(child, dict):
+        if child is None:
             child = node[part] = {}
+        elif not isinstance(child, dict):
+            return  # an ill-typed section in the file: validation reports it, naming the key
         node = child
     node[parts[-1]] = yaml.safe_load(value) if value.strip() else ""
 
@@ -227,7 +229,7 @@ def _build(cls: type, value: Any, key: str, source: str) -> Any:
         raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(value) - set(fields))
+    unknown = sorted(set(value) - set(fields), key=str)  # YAML keys may be ints or bools
     if unknown:
         name = f"{key}.{unknown[0]}" if key else unknown[0]
         raise ConfigError(

@@ -27,6 +27,8 @@ from seqbeam.pipelines.config import ConfigError, DataConfig
 from seqbeam.transforms.records import REJECTED, STAGE_READ, Row, rejection
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
+# What surrogateescape turns a byte that is not UTF-8 into.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 class ReadCorpus(beam.PTransform):
@@ -43,17 +45,23 @@ class ReadCorpus(beam.PTransform):
             raise ValueError("generated corpora are read with GenerateRows")
         self._data = data
         files = _match_or_fail(data.path, "data.path")
-        if data.format in ("csv", "tsv") and data.header:
-            _check_header(files[0], data)
+        if data.format in ("csv", "tsv"):
+            if data.header:
+                _check_header(files[0], data)
+            else:
+                _check_positional(data)
         if data.format == "aligned":
-            _check_aligned(files, _match_or_fail(data.target_path, "data.target_path"))
+            targets = _match_or_fail(data.target_path, "data.target_path")
+            _check_aligned(files, targets)
+            # The matched files, not the patterns: a glob matching one file each is valid.
+            self._aligned_paths = (files[0], targets[0])
 
     def expand(self, pbegin):
         data = self._data
         if data.format == "aligned":
             parsed = (
                 pbegin
-                | "ListPair" >> beam.Create([(data.path, data.target_path)])
+                | "ListPair" >> beam.Create([self._aligned_paths])
                 | "ParseAligned" >> beam.ParDo(ParseAlignedFiles()).with_outputs(REJECTED, main="rows")
             )
         else:
@@ -131,10 +139,8 @@ def open_text(stream) -> io.TextIOWrapper:
 
 def _undecodable(line: str) -> Optional[int]:
     """Character offset of the first byte that was not UTF-8, or None."""
-    for i, ch in enumerate(line):
-        if "\udc80" <= ch <= "\udcff":
-            return i
-    return None
+    match = _ESCAPED_BYTE.search(line)
+    return match.start() if match else None
 
 
 class _LineParser(beam.DoFn):
@@ -306,7 +312,8 @@ class ParseParquetFile(beam.DoFn):
 
         name = _relative_name(readable_file.metadata.path, self._base)
         with readable_file.open() as stream:
-            parquet = pq.ParquetFile(io.BufferedReader(_RawStream(stream)))
+            # Parquet's footer is at the end: the reader needs Beam's own (seekable) stream.
+            parquet = pq.ParquetFile(stream)
             present = set(parquet.schema_arrow.names)
             columns = [c for c in self._wanted if c in present]
             row_no = 0
@@ -355,6 +362,14 @@ def _check_header(path: str, data: DataConfig) -> None:
         column = getattr(data, key)
         if isinstance(column, str) and column not in header:
             raise ConfigError(f"data.{key}: column {column!r} is not in the header of {path} ({header})")
+
+
+def _check_positional(data: DataConfig) -> None:
+    """Without a header, columns are 0-based positions: a name would fail in every worker."""
+    for key in ("text_column", "target_column", "label_column", "id_column"):
+        column = getattr(data, key)
+        if isinstance(column, str):
+            raise ConfigError(f"data.{key}: {column!r} names a column, but data.header is false: give its position")
 
 
 def _delimiter(data: DataConfig) -> str:

@@ -8,7 +8,7 @@ hash of its id: the same id lands in the same split on every runner and every re
 from __future__ import annotations
 
 import hashlib
-from typing import Optional
+from typing import Any, Optional
 
 import apache_beam as beam
 
@@ -60,33 +60,31 @@ class ValidateBatches(beam.DoFn):
     def process(self, rows: list[Row]):
         valid = []
         for row in rows:
-            problem = self._problem(row)
+            label, problem = self._check(row)
             if problem:
                 self._rejected.inc()
                 code, detail = problem
                 yield beam.pvalue.TaggedOutput(REJECTED, rejection(row.id, row.raw(), STAGE_VALIDATE, code, detail))
                 continue
-            label = parse_label(row.label, self._num_classes)[0] if self._kind == "classifier" else row.label
             valid.append(row._replace(label=label, split=assign_split(row.id, self._splits)))
         yield beam.pvalue.TaggedOutput(STATS, {"read": len(rows)})
         if valid:
             yield RowBatch.from_rows(valid)
 
-    def _problem(self, row: Row) -> Optional[tuple[str, str]]:
-        """(code, detail) of the first thing wrong with a row, or None."""
+    def _check(self, row: Row) -> tuple[Any, Optional[tuple[str, str]]]:
+        """(the row's label, parsed for classifiers; (code, detail) of what is wrong, or None)."""
         if not row.text.strip():
-            return "empty_text", ""
+            return None, ("empty_text", "")
         if len(row.text) > self._max_chars:
-            return "too_long", f"{len(row.text)} characters > max_chars {self._max_chars}"
+            return None, ("too_long", f"{len(row.text)} characters > max_chars {self._max_chars}")
         if self._kind == "seq2seq":
             if row.target is None or not row.target.strip():
-                return "empty_target", ""
+                return None, ("empty_target", "")
             if len(row.target) > self._max_chars:
-                return "too_long", f"target of {len(row.target)} characters > max_chars {self._max_chars}"
-        if self._kind == "classifier":
-            if row.label is None:
-                return "missing_label", ""
-            label, why = parse_label(row.label, self._num_classes)
-            if label is None:
-                return "bad_label", why
-        return None
+                return None, ("too_long", f"target of {len(row.target)} characters > max_chars {self._max_chars}")
+        if self._kind != "classifier":
+            return row.label, None
+        if row.label is None:
+            return None, ("missing_label", "")
+        label, why = parse_label(row.label, self._num_classes)
+        return label, (None if label is not None else ("bad_label", why))

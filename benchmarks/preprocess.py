@@ -1,0 +1,616 @@
+#!/usr/bin/env python
+"""Benchmark of the preprocessing job: throughput, peak memory and distance to an I/O floor.
+
+For each corpus and each row count N the script runs the real job
+(``seqbeam.pipelines.preprocess.run_config``) on a config built with
+``config_from_dict``, then prints one row of figures:
+
+* ``seconds``, ``rows/s``: wall time of ``run_config`` (graph construction, Beam worker
+  start-up, the job, the metadata read-back) and N / seconds.
+* ``peak RSS MiB``: the largest sum, sampled every 0.2 s, of the RSS of the process that
+  runs the job and of all its descendants (the Beam SDK worker subprocesses in
+  ``multi_processing`` mode). Shared pages (TensorFlow's libraries) count once per
+  process, as RSS does.
+* ``floor s``: one process, no Beam, no tokenization: read the input bytes, then
+  gzip-compress (level 6, what Beam's GZIP sink uses) the job's raw output records, i.e.
+  the decompressed bytes of every ``*.tfrecord.gz`` shard it wrote, to a file.
+  ``ratio`` = seconds / floor s.
+
+Corpora:
+
+* ``dates``: the generated date corpus, configured as ``configs/dates.yaml`` (char level,
+  seq2seq) with ``num_rows`` N and ``rows_per_shard`` 50000. The floor's input bytes are
+  the same rows written once as a ``text,target`` CSV (outside any timing).
+* ``words``: a word-level classifier corpus made here, deterministic from ``--seed``:
+  sentences of 5-20 words drawn from a Zipf-like vocabulary of 20k synthetic words plus
+  punctuation, labels 0..4, written once per N as 4 CSV files ``sentence,label``;
+  configured like ``configs/emoji.yaml`` with max_length 32 and a 20000-token vocabulary.
+
+By default each measurement runs in a fresh Python process (``--no-isolate`` to run them
+all in this one), so that a run's peak RSS is its own and not what earlier runs left in
+the heap. Outputs of a run are deleted once measured; the generated inputs stay in the
+work dir (reused when the same ``--workdir`` is given again), which is itself deleted
+when it was a temporary one.
+
+    python benchmarks/preprocess.py                        # N = 1e4, 1e5, 1e6, both corpora
+    python benchmarks/preprocess.py --rows 10000 20000 --corpus words --json bench.json
+    python benchmarks/preprocess.py --mode in_process      # Beam's in-memory engine
+    python benchmarks/preprocess.py -- --direct_num_workers=4   # extra Beam flags after --
+
+Targets (printed with the figures): >= 20,000 rows/s at 1e6 word-level rows; ratio <= 5;
+peak RSS flat in N (largest N within 1.25x of the smallest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import gzip
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Optional, Sequence
+
+CORPORA = ("dates", "words")
+DEFAULT_ROWS = (10_000, 100_000, 1_000_000)
+MODES = {
+    "multi_processing": ["--direct_running_mode=multi_processing"],
+    "in_process": ["--direct_running_mode=in_memory"],
+}
+
+# Targets.
+TARGET_ROWS_PER_S = 20_000.0  # word-level rows per second ...
+TARGET_ROWS_PER_S_AT = 1_000_000  # ... at this many rows (and above)
+TARGET_RATIO = 5.0  # pipeline seconds / floor seconds
+TARGET_RSS_GROWTH = 1.25  # "flat": peak RSS at the largest N / at the smallest N
+
+SAMPLE_INTERVAL_S = 0.2
+MIB = 1024 * 1024
+
+# Words corpus.
+WORD_VOCABULARY_SIZE = 20_000
+WORDS_PER_SENTENCE = (5, 20)
+WORD_FILES = 4
+NUM_LABELS = 5
+ZIPF_EXPONENT = 1.07
+COMMA_RATE = 0.06
+SENTENCE_ENDS = (".", ".", ".", "!", "?", "...")
+
+# Dates corpus (configs/dates.yaml, except num_rows and rows_per_shard).
+DATES_ROWS_PER_SHARD = 50_000
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def dates_config(rows: int, seed: int, output_dir: str) -> dict:
+    """Plain-data config of the dates task: configs/dates.yaml with N rows."""
+    return {
+        "task": {"name": "dates", "kind": "seq2seq"},
+        "data": {
+            "format": "generated",
+            "generator": {
+                "name": "dates",
+                "num_rows": rows,
+                "seed": seed,
+                "day_first": False,
+                "noise_rate": 0.1,
+                "rows_per_shard": DATES_ROWS_PER_SHARD,
+            },
+        },
+        "preprocess": {
+            "tokenizer": {"level": "char", "lowercase": True, "normalization": "NFKC"},
+            "max_length": 40,
+            "max_target_length": 12,
+            "source_vocab": {"max_size": 100, "min_count": 1},
+            "target_vocab": {"max_size": 20, "min_count": 1},
+            "overflow": "reject",
+            "num_shards": 2,
+        },
+        "output_dir": output_dir,
+    }
+
+
+def words_config(corpus_glob: str, output_dir: str) -> dict:
+    """Plain-data config of the words task: configs/emoji.yaml at max_length 32, 20k vocabulary."""
+    return {
+        "task": {"name": "words", "kind": "classifier", "classes": [f"class{i}" for i in range(NUM_LABELS)]},
+        "data": {
+            "format": "csv",
+            "path": corpus_glob,
+            "header": True,
+            "text_column": "sentence",
+            "label_column": "label",
+        },
+        "preprocess": {
+            "tokenizer": {"level": "word", "lowercase": True, "normalization": "NFKC"},
+            "max_length": 32,
+            "source_vocab": {"max_size": 20_000, "min_count": 1},
+            "overflow": "truncate",
+            "splits": {"train": 0.8, "valid": 0.1, "test": 0.1},
+            "num_shards": 2,
+        },
+        "output_dir": output_dir,
+    }
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _cached(directory: str, stamp: dict) -> Optional[list[str]]:
+    """The files of a corpus written earlier with the same parameters, or None."""
+    try:
+        with open(os.path.join(directory, "STAMP.json"), encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None
+    files = [os.path.join(directory, name) for name in saved.get("files", [])]
+    if saved.get("stamp") == stamp and files and all(os.path.isfile(p) for p in files):
+        return files
+    return None
+
+
+def _stamp(directory: str, stamp: dict, files: Sequence[str]) -> None:
+    with open(os.path.join(directory, "STAMP.json"), "w", encoding="utf-8") as f:
+        json.dump({"stamp": stamp, "files": [os.path.basename(p) for p in files]}, f)
+
+
+def synthetic_words(rng, size: int) -> list[str]:
+    """``size`` distinct pronounceable lowercase words, shortest first (they get the top ranks)."""
+    onsets = ["", "b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z",
+              "br", "ch", "dr", "gl", "pl", "sh", "st", "th", "tr"]
+    vowels = ["a", "e", "i", "o", "u", "ai", "ea", "ou"]
+    codas = ["", "", "", "n", "r", "s", "t", "l", "m", "ng", "st"]
+    words: set[str] = set()
+    while len(words) < size:
+        syllables = int(rng.integers(1, 5))
+        parts = []
+        for _ in range(syllables):
+            parts.append(onsets[rng.integers(len(onsets))] + vowels[rng.integers(len(vowels))]
+                         + codas[rng.integers(len(codas))])
+        word = "".join(parts)
+        if len(word) >= 2:
+            words.add(word)
+    return sorted(words, key=lambda w: (len(w), w))
+
+
+def write_words_corpus(directory: str, rows: int, seed: int) -> list[str]:
+    """Writes (once) the words corpus of ``rows`` rows as WORD_FILES CSV files; returns their paths."""
+    import numpy as np
+
+    stamp = {"corpus": "words", "rows": rows, "seed": seed, "files": WORD_FILES, "version": 1}
+    cached = _cached(directory, stamp)
+    if cached:
+        return cached
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory)
+    rng = np.random.default_rng(seed)
+    vocabulary = synthetic_words(rng, WORD_VOCABULARY_SIZE)
+    plain = np.array(vocabulary, dtype=object)
+    with_comma = np.array([w + "," for w in vocabulary], dtype=object)
+    weights = 1.0 / np.arange(1, len(vocabulary) + 1) ** ZIPF_EXPONENT
+    cumulative = np.cumsum(weights / weights.sum())
+    cumulative[-1] = 1.0
+    lo, hi = WORDS_PER_SENTENCE
+    lengths = rng.integers(lo, hi + 1, size=rows)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    ranks = np.searchsorted(cumulative, rng.random(int(ends[-1])), side="right")
+    comma = rng.random(int(ends[-1])) < COMMA_RATE
+    comma[ends - 1] = False  # the last word carries the sentence end instead
+    tokens = np.where(comma, with_comma[ranks], plain[ranks]).tolist()
+    closers = rng.integers(len(SENTENCE_ENDS), size=rows).tolist()
+    labels = rng.integers(NUM_LABELS, size=rows).tolist()
+
+    files = []
+    bounds = [rows * i // WORD_FILES for i in range(WORD_FILES + 1)]
+    for i in range(WORD_FILES):
+        path = os.path.join(directory, f"words-{i:05d}-of-{WORD_FILES:05d}.csv")
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(["sentence", "label"])
+            for r in range(bounds[i], bounds[i + 1]):
+                sentence = " ".join(tokens[starts[r]:ends[r]])
+                writer.writerow([sentence[0].upper() + sentence[1:] + SENTENCE_ENDS[closers[r]], labels[r]])
+        files.append(path)
+    _stamp(directory, stamp, files)
+    return files
+
+
+def write_dates_input(directory: str, rows: int, seed: int) -> list[str]:
+    """The rows the dates generator yields, written once as a ``text,target`` CSV (the floor's input)."""
+    from seqbeam.pipelines.config import GeneratorConfig
+    from seqbeam.transforms.synthetic import generate_shard
+
+    stamp = {"corpus": "dates", "rows": rows, "seed": seed, "rows_per_shard": DATES_ROWS_PER_SHARD, "version": 1}
+    cached = _cached(directory, stamp)
+    if cached:
+        return cached
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory)
+    generator = GeneratorConfig(name="dates", num_rows=rows, seed=seed, day_first=False, noise_rate=0.1,
+                                rows_per_shard=DATES_ROWS_PER_SHARD)
+    path = os.path.join(directory, "dates.csv")
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["text", "target"])
+        for shard in range(-(-rows // DATES_ROWS_PER_SHARD)):
+            for row in generate_shard(generator, shard):
+                writer.writerow([row.text, row.target])
+    _stamp(directory, stamp, [path])
+    return [path]
+
+
+def prepare(corpus: str, rows: int, seed: int, workdir: str) -> tuple[list[str], dict]:
+    """(input files for the floor, plain-data config) of one measurement."""
+    inputs = os.path.join(workdir, "inputs", f"{corpus}-{rows}")
+    output_dir = os.path.join(workdir, "runs", f"{corpus}-{rows}")
+    if corpus == "dates":
+        return write_dates_input(inputs, rows, seed), dates_config(rows, seed, output_dir)
+    files = write_words_corpus(inputs, rows, seed)
+    return files, words_config(os.path.join(inputs, "words-*.csv"), output_dir)
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+class TreeRssSampler:
+    """Peak of the summed RSS of a process and all its descendants, sampled in a thread."""
+
+    def __init__(self, pid: Optional[int] = None, interval: float = SAMPLE_INTERVAL_S):
+        import psutil
+
+        self._psutil = psutil
+        self._root = psutil.Process(pid or os.getpid())
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
+        self.peak = 0
+        self.peak_root = 0
+        self.peak_processes = 0
+        self.samples = 0
+
+    def sample(self) -> None:
+        psutil = self._psutil
+        try:
+            root = self._root.memory_info().rss
+            children = self._root.children(recursive=True)
+        except psutil.Error:
+            return
+        total, count = root, 1
+        for child in children:
+            try:
+                total += child.memory_info().rss
+                count += 1
+            except psutil.Error:  # exited between listing and reading
+                pass
+        self.samples += 1
+        self.peak = max(self.peak, total)
+        self.peak_root = max(self.peak_root, root)
+        self.peak_processes = max(self.peak_processes, count)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> "TreeRssSampler":
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
+def measure_pipeline(config_dict: dict, beam_args: Sequence[str]) -> dict:
+    """Runs the job once in this process; wall time, peak tree RSS and the row accounting."""
+    from seqbeam.pipelines.config import config_from_dict
+    from seqbeam.pipelines.preprocess import data_dir, run_config
+
+    config = config_from_dict(config_dict, source="benchmarks/preprocess.py")
+    with TreeRssSampler() as sampler:
+        started = time.perf_counter()
+        metadata = run_config(config, list(beam_args))
+        seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "peak_rss_mib": sampler.peak / MIB,
+        "peak_rss_main_mib": sampler.peak_root / MIB,
+        "max_processes": sampler.peak_processes,
+        "rss_samples": sampler.samples,
+        "rows_out": metadata["rows"],
+        "truncated": metadata.get("truncated", 0),
+        "data_dir": data_dir(config),
+    }
+
+
+def measure_isolated(config_dict: dict, beam_args: Sequence[str], scratch: str, timeout: float) -> dict:
+    """``measure_pipeline`` in a fresh Python process (this script with ``--child``)."""
+    spec_path = os.path.join(scratch, "child-spec.json")
+    result_path = os.path.join(scratch, "child-result.json")
+    log_path = os.path.join(scratch, "child.log")
+    with open(spec_path, "w", encoding="utf-8") as f:
+        json.dump({"config": config_dict, "beam_args": list(beam_args)}, f)
+    if os.path.exists(result_path):
+        os.remove(result_path)
+    with open(log_path, "wb") as log:
+        try:
+            code = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", spec_path, result_path],
+                                  stdout=log, stderr=subprocess.STDOUT, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            code = "timeout"
+    if code != 0 or not os.path.exists(result_path):
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            tail = f.read()[-6000:]
+        raise RuntimeError(f"benchmark child failed ({code}); last log lines:\n{tail}")
+    with open(result_path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def child_main(spec_path: str, result_path: str) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with open(spec_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    result = measure_pipeline(spec["config"], spec["beam_args"])
+    with open(result_path, "w", encoding="utf-8") as f:
+        json.dump(result, f)
+    return 0
+
+
+def measure_floor(input_files: Sequence[str], data_dir: str, scratch: str) -> dict:
+    """Read the input bytes + gzip (level 6) the job's raw output records to a file, in one process.
+
+    The raw records are the decompressed contents of the job's ``*.tfrecord.gz`` shards
+    (TFRecord framing included); decompressing them is not timed.
+    """
+    shards = sorted(glob.glob(os.path.join(data_dir, "*.tfrecord.gz")))
+    if not shards:
+        raise RuntimeError(f"no *.tfrecord.gz shard under {data_dir}")
+    input_bytes = 0
+    started = time.perf_counter()
+    for path in input_files:
+        with open(path, "rb") as f:
+            while True:
+                chunk = f.read(MIB)
+                if not chunk:
+                    break
+                input_bytes += len(chunk)
+    read_s = time.perf_counter() - started
+
+    out_path = os.path.join(scratch, "floor-output.gz")
+    raw_bytes = gz_bytes = 0
+    write_s = 0.0
+    with open(out_path, "wb") as out:
+        for shard in shards:
+            with open(shard, "rb") as f:
+                raw = gzip.decompress(f.read())
+            raw_bytes += len(raw)
+            started = time.perf_counter()
+            out.write(gzip.compress(raw, compresslevel=6))
+            out.flush()
+            write_s += time.perf_counter() - started
+            del raw
+        gz_bytes = out.tell()
+    os.remove(out_path)
+    return {
+        "floor_s": read_s + write_s,
+        "floor_read_s": read_s,
+        "floor_write_s": write_s,
+        "input_bytes": input_bytes,
+        "output_raw_bytes": raw_bytes,
+        "output_gz_bytes": gz_bytes,
+        "output_shards": len(shards),
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _checks(result: dict) -> str:
+    """Targets next to one row's figures."""
+    parts = []
+    if result["corpus"] == "words" and result["rows"] >= TARGET_ROWS_PER_S_AT:
+        ok = result["rows_per_s"] >= TARGET_ROWS_PER_S
+        parts.append(f"rows/s>={TARGET_ROWS_PER_S:,.0f} {'ok' if ok else 'MISS'}")
+    ok = result["ratio"] <= TARGET_RATIO
+    parts.append(f"ratio<={TARGET_RATIO:g} {'ok' if ok else 'MISS'}")
+    return ", ".join(parts)
+
+
+COLUMNS = ("corpus", "rows", "seconds", "rows/s", "peak RSS MiB", "floor s", "ratio", "targets")
+
+
+def _cells(result: dict) -> list[str]:
+    return [
+        result["corpus"],
+        f"{result['rows']:,}",
+        f"{result['seconds']:.1f}",
+        f"{result['rows_per_s']:,.0f}",
+        f"{result['peak_rss_mib']:,.0f}",
+        f"{result['floor_s']:.3f}",
+        f"{result['ratio']:.1f}",
+        _checks(result),
+    ]
+
+
+def text_table(results: Sequence[dict]) -> str:
+    rows = [list(COLUMNS)] + [_cells(r) for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    numeric = {1, 2, 3, 4, 5, 6}
+
+    def line(row):
+        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
+    return "\n".join([line(rows[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in rows[1:]])
+
+
+def markdown_table(results: Sequence[dict]) -> str:
+    align = ["---", "---:", "---:", "---:", "---:", "---:", "---:", "---"]
+    lines = ["| " + " | ".join(COLUMNS) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in results]
+    return "\n".join(lines)
+
+
+def rss_flatness(results: Sequence[dict]) -> list[dict]:
+    """Per corpus: peak RSS at the largest N over the smallest N."""
+    verdicts = []
+    for corpus in CORPORA:
+        runs = sorted((r for r in results if r["corpus"] == corpus), key=lambda r: r["rows"])
+        if len(runs) < 2:
+            continue
+        small, large = runs[0], runs[-1]
+        growth = large["peak_rss_mib"] / small["peak_rss_mib"]
+        verdicts.append({"corpus": corpus, "from_rows": small["rows"], "to_rows": large["rows"],
+                         "growth": growth, "ok": growth <= TARGET_RSS_GROWTH})
+    return verdicts
+
+
+def summary_lines(results: Sequence[dict], flatness: Sequence[dict]) -> list[str]:
+    lines = [f"Targets: >= {TARGET_ROWS_PER_S:,.0f} rows/s at {TARGET_ROWS_PER_S_AT:,} word-level rows; "
+             f"ratio <= {TARGET_RATIO:g}; peak RSS flat in N (largest N <= {TARGET_RSS_GROWTH:g}x smallest N)."]
+    at_target = [r for r in results if r["corpus"] == "words" and r["rows"] >= TARGET_ROWS_PER_S_AT]
+    if at_target:
+        for r in at_target:
+            ok = r["rows_per_s"] >= TARGET_ROWS_PER_S
+            lines.append(f"- rows/s, words at {r['rows']:,} rows: {r['rows_per_s']:,.0f} "
+                         f"(target >= {TARGET_ROWS_PER_S:,.0f}) {'ok' if ok else 'MISS'}")
+    else:
+        lines.append(f"- rows/s: not evaluated (no words run at >= {TARGET_ROWS_PER_S_AT:,} rows)")
+    worst = max(results, key=lambda r: r["ratio"])
+    lines.append(f"- ratio: worst {worst['ratio']:.1f} ({worst['corpus']}, {worst['rows']:,} rows; "
+                 f"target <= {TARGET_RATIO:g}) {'ok' if worst['ratio'] <= TARGET_RATIO else 'MISS'}")
+    for v in flatness:
+        lines.append(f"- peak RSS, {v['corpus']}: {v['from_rows']:,} -> {v['to_rows']:,} rows grows "
+                     f"{v['growth']:.2f}x (target <= {TARGET_RSS_GROWTH:g}x) {'ok' if v['ok'] else 'MISS'}")
+    if not flatness:
+        lines.append("- peak RSS flatness: not evaluated (needs two row counts)")
+    return lines
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=list(DEFAULT_ROWS), metavar="N",
+                        help="row counts to measure (default: %(default)s)")
+    parser.add_argument("--corpus", choices=CORPORA, nargs="+", default=list(CORPORA),
+                        help="corpora to measure (default: both)")
+    parser.add_argument("--mode", choices=tuple(MODES), default="multi_processing",
+                        help="DirectRunner running mode: multi_processing (default) or in_process (in_memory)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="--direct_num_workers in multi_processing mode (default: %(default)s)")
+    parser.add_argument("--workdir", default=None,
+                        help="where inputs and outputs go (default: a temporary folder, deleted at the end); "
+                             "generated inputs are kept and reused when given")
+    parser.add_argument("--seed", type=int, default=7, help="seed of both corpora (default: %(default)s)")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON here")
+    parser.add_argument("--no-isolate", dest="isolate", action="store_false",
+                        help="run every measurement in this process instead of a fresh one each")
+    parser.add_argument("--timeout", type=float, default=3600.0,
+                        help="seconds allowed per isolated run (default: %(default)s)")
+    parser.add_argument("beam_args", nargs="*", help="extra Beam flags, after --")
+    return parser.parse_args(argv)
+
+
+def beam_args_for(args: argparse.Namespace) -> list[str]:
+    beam_args = list(MODES[args.mode])
+    if args.mode == "multi_processing":
+        beam_args.append(f"--direct_num_workers={args.workers}")
+    return beam_args + list(args.beam_args)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--child"]:
+        return child_main(argv[1], argv[2])
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    beam_args = beam_args_for(args)
+    temporary = args.workdir is None
+    workdir = tempfile.mkdtemp(prefix="seqbeam-bench-") if temporary else os.path.abspath(args.workdir)
+    os.makedirs(workdir, exist_ok=True)
+    scratch = os.path.join(workdir, "scratch")
+    os.makedirs(scratch, exist_ok=True)
+
+    import apache_beam
+    import psutil
+
+    print(f"seqbeam preprocess benchmark: corpora {', '.join(args.corpus)}; rows {', '.join(map(str, args.rows))}")
+    print(f"beam {apache_beam.__version__}, python {platform.python_version()}, {psutil.cpu_count()} CPUs, "
+          f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM; beam args: {' '.join(beam_args)}; "
+          f"{'fresh process per run' if args.isolate else 'all runs in this process'}; workdir {workdir}")
+    results = []
+    started_all = time.perf_counter()
+    try:
+        for corpus in args.corpus:
+            for rows in args.rows:
+                prep_started = time.perf_counter()
+                input_files, config_dict = prepare(corpus, rows, args.seed, workdir)
+                prep_s = time.perf_counter() - prep_started
+                if args.isolate:
+                    run = measure_isolated(config_dict, beam_args, scratch, args.timeout)
+                else:
+                    run = measure_pipeline(config_dict, beam_args)
+                try:
+                    floor = measure_floor(input_files, run["data_dir"], scratch)
+                finally:
+                    shutil.rmtree(config_dict["output_dir"], ignore_errors=True)
+                if run["rows_out"]["in"] != rows:
+                    raise RuntimeError(f"{corpus}: the job read {run['rows_out']['in']} rows, expected {rows}")
+                result = {"corpus": corpus, "rows": rows, **run, **floor,
+                          "rows_per_s": rows / run["seconds"], "ratio": run["seconds"] / floor["floor_s"],
+                          "input_prep_s": prep_s, "mode": args.mode, "beam_args": beam_args}
+                del result["data_dir"]
+                results.append(result)
+                print(f"  {corpus:5s} {rows:>10,} rows: {result['seconds']:7.1f} s, {result['rows_per_s']:>9,.0f} rows/s, "
+                      f"peak RSS {result['peak_rss_mib']:>7,.0f} MiB ({result['max_processes']} processes), "
+                      f"floor {result['floor_s']:.3f} s, ratio {result['ratio']:.1f}  [{_checks(result)}]",
+                      flush=True)
+    finally:
+        if temporary:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(os.path.join(workdir, "runs"), ignore_errors=True)
+
+    flatness = rss_flatness(results)
+    summary = summary_lines(results, flatness)
+    print()
+    print(text_table(results))
+    print()
+    print("\n".join(summary))
+    print()
+    print(markdown_table(results))
+    print(f"\n(benchmark wall time {time.perf_counter() - started_all:.0f} s)")
+    if args.json:
+        payload: dict[str, Any] = {
+            "results": results,
+            "rss_flatness": flatness,
+            "targets": {"rows_per_s": TARGET_ROWS_PER_S, "rows_per_s_at": TARGET_ROWS_PER_S_AT,
+                        "ratio": TARGET_RATIO, "rss_growth": TARGET_RSS_GROWTH},
+            "environment": {"beam": apache_beam.__version__, "python": platform.python_version(),
+                            "cpus": psutil.cpu_count(), "ram_gib": psutil.virtual_memory().total / 2**30,
+                            "platform": platform.platform(), "isolated": args.isolate, "beam_args": beam_args},
+        }
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=2)
+        print(f"results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

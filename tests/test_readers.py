@@ -1,0 +1,559 @@
+"""Tests for the corpus readers (transforms/readers.py), run in a local Beam pipeline.
+
+Every test writes its own small corpus under ``tmp_path``. Rows are compared whole;
+rejected records on ``(id, code)`` (and on ``raw`` where the raw text matters), and every
+rejected record is checked to have the documented shape.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
+
+from seqbeam.pipelines.config import ConfigError, DataConfig
+from seqbeam.pipelines.runners import LocalDirectRunner, pipeline_options
+from seqbeam.transforms.readers import ReadCorpus
+from seqbeam.transforms.records import Row
+
+REJECT_KEYS = {"id", "raw", "stage", "code", "reason"}
+
+
+def _write(path: Path, content: bytes | str) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    if path.suffix == ".gz":
+        content = gzip.compress(content)
+    path.write_bytes(content)
+    return str(path)
+
+
+def _id_and_code(record: dict) -> tuple[str, str]:
+    return record["id"], record["code"]
+
+
+def _check_reject_shape(record: dict) -> None:
+    if set(record) != REJECT_KEYS:
+        raise BeamAssertException(f"rejected record keys {sorted(record)} != {sorted(REJECT_KEYS)}")
+    if record["stage"] != "read":
+        raise BeamAssertException(f"stage {record['stage']!r} != 'read' in {record}")
+    if not record["reason"].startswith(record["code"]):
+        raise BeamAssertException(f"reason does not start with the code: {record}")
+    if not isinstance(record["raw"], str) or not isinstance(record["id"], str) or not record["id"]:
+        raise BeamAssertException(f"raw and id must be strings (id non-empty): {record}")
+
+
+def _checked(reject_key: Callable[[dict], Any]) -> Callable[[dict], Any]:
+    """The reject key, after checking the record has the documented shape."""
+
+    def key(record: dict) -> Any:
+        _check_reject_shape(record)
+        return reject_key(record)
+
+    return key
+
+
+def _pipeline() -> beam.Pipeline:
+    return BeamTestPipeline(options=pipeline_options([]))
+
+
+def read(
+    data: DataConfig,
+    rows: Iterable[Row],
+    rejects: Iterable[Any] = (),
+    reject_key: Callable[[dict], Any] = _id_and_code,
+) -> None:
+    """Runs ReadCorpus(data) and asserts both of its outputs."""
+    read_all([(data, rows, rejects, reject_key)])
+
+
+def read_all(cases: list[tuple]) -> None:
+    """Several ReadCorpus cases ``(data, rows[, rejects[, reject_key]])`` in one pipeline."""
+    with _pipeline() as p:
+        for i, (data, rows, *rest) in enumerate(cases):
+            rejects = rest[0] if rest else ()
+            reject_key = rest[1] if len(rest) > 1 else _id_and_code
+            out = p | f"Read{i}" >> ReadCorpus(data)
+            assert set(out) == {"rows", "rejected"}
+            assert_that(out["rows"], equal_to(list(rows)), label=f"rows{i}")
+            assert_that(
+                out["rejected"] | f"RejectKey{i}" >> beam.Map(_checked(reject_key)),
+                equal_to(list(rejects)),
+                label=f"rejected{i}",
+            )
+
+
+# --- the runner ---------------------------------------------------------------------
+
+
+def test_test_pipeline_uses_the_local_runner():
+    p = _pipeline()
+    assert isinstance(p.runner, LocalDirectRunner)
+
+
+def test_a_wrong_expectation_fails(tmp_path):
+    """The assertions are live: a wrong expected row makes the pipeline fail."""
+    path = _write(tmp_path / "t.txt", "alpha\n")
+    with pytest.raises(Exception, match="alpha"):
+        read(DataConfig(format="text", path=path), [Row("t.txt:1", "beta")])
+
+
+# --- CSV ----------------------------------------------------------------------------
+
+
+def test_csv_with_header_and_named_columns(tmp_path):
+    path = _write(
+        tmp_path / "emoji.csv",
+        "id,sentence,label\n"
+        "a,I love you,0\n"
+        'b,"Let us play, ball",1\n'
+        'c,"she said ""hi"" to me",2\n',
+    )
+    read_all([
+        (
+            DataConfig(format="csv", path=path, text_column="sentence", label_column="label"),
+            [
+                Row("emoji.csv:2", "I love you", label="0"),
+                Row("emoji.csv:3", "Let us play, ball", label="1"),
+                Row("emoji.csv:4", 'she said "hi" to me', label="2"),
+            ],
+        ),
+        # The same file with the id column used as the row id.
+        (
+            DataConfig(format="csv", path=path, text_column="sentence", label_column="label", id_column="id"),
+            [
+                Row("a", "I love you", label="0"),
+                Row("b", "Let us play, ball", label="1"),
+                Row("c", 'she said "hi" to me', label="2"),
+            ],
+        ),
+    ])
+
+
+def test_csv_header_columns_in_any_order(tmp_path):
+    path = _write(tmp_path / "x.csv", "label, sentence\n3,feeling down\n")
+    read(
+        DataConfig(format="csv", path=path, text_column="sentence", label_column="label"),
+        [Row("x.csv:2", "feeling down", label="3")],
+    )
+
+
+def test_emojiset_format(tmp_path):
+    """No header, positional columns, CRLF, empty and ' [0]' trailing columns, stray tabs."""
+    path = _write(
+        tmp_path / "train_emoji.csv",
+        b"never talk to me again,3,,\r\n"
+        b'"I want to eat\t",4\r\n'
+        b"work is hard,3,, [0]\r\n"
+        b"he did not answer,3, [0]\r\n"
+        b'"a, b and c",2\r\n'
+        b'"she said ""yes""",0\r\n'
+        b"I am upset\t,3\r\n",
+    )
+    read(
+        DataConfig(format="csv", path=path, header=False, text_column=0, label_column=1),
+        [
+            Row("train_emoji.csv:1", "never talk to me again", label="3"),
+            Row("train_emoji.csv:2", "I want to eat", label="4"),
+            Row("train_emoji.csv:3", "work is hard", label="3"),
+            Row("train_emoji.csv:4", "he did not answer", label="3"),
+            Row("train_emoji.csv:5", "a, b and c", label="2"),
+            Row("train_emoji.csv:6", 'she said "yes"', label="0"),
+            Row("train_emoji.csv:7", "I am upset", label="3"),
+        ],
+    )
+
+
+def test_csv_bad_lines_are_rejected_and_the_rest_is_read(tmp_path):
+    path = _write(
+        tmp_path / "bad.csv",
+        b"good one,1\n"                  # 1
+        b'"unbalanced quote,2\n'         # 2 malformed_csv
+        b"still read,3\n"                # 3
+        b'"closed"junk,4\n'              # 4 malformed_csv: text after a closing quote
+        b"no label here\n"               # 5 missing_column
+        b"\n"                            # 6 empty_line
+        b"   \t \n"                      # 7 empty_line (blank)
+        b"caf\xff\xfe menu,4\n"          # 8 undecodable
+        b"last one,0",                   # 9 no final newline
+    )
+    read(
+        DataConfig(format="csv", path=path, header=False, text_column=0, label_column=1),
+        [
+            Row("bad.csv:1", "good one", label="1"),
+            Row("bad.csv:3", "still read", label="3"),
+            Row("bad.csv:9", "last one", label="0"),
+        ],
+        [
+            ("bad.csv:2", "malformed_csv"),
+            ("bad.csv:4", "malformed_csv"),
+            ("bad.csv:5", "missing_column"),
+            ("bad.csv:6", "empty_line"),
+            ("bad.csv:7", "empty_line"),
+            ("bad.csv:8", "undecodable"),
+        ],
+    )
+
+
+def test_undecodable_raw_is_kept_escaped(tmp_path):
+    path = _write(tmp_path / "u.txt", b"fine\n\xff\xfe\nab\xffcd\ntail\n")
+    read(
+        DataConfig(format="text", path=path),
+        [Row("u.txt:1", "fine"), Row("u.txt:4", "tail")],
+        [
+            ("u.txt:2", "undecodable", "\\xff\\xfe"),
+            ("u.txt:3", "undecodable", "ab\\xffcd"),
+        ],
+        reject_key=lambda r: (r["id"], r["code"], r["raw"]),
+    )
+
+
+def test_csv_with_header_missing_value_is_rejected(tmp_path):
+    path = _write(tmp_path / "h.csv", "sentence,label\nok,1\nshort\n\n")
+    read(
+        DataConfig(format="csv", path=path, text_column="sentence", label_column="label"),
+        [Row("h.csv:2", "ok", label="1")],
+        [("h.csv:3", "missing_column"), ("h.csv:4", "empty_line")],
+    )
+
+
+def test_utf8_bom_is_skipped(tmp_path):
+    bom = b"\xef\xbb\xbf"
+    with_header = _write(tmp_path / "h.csv", bom + "sentence,label\r\ncafé au lait,4\r\n".encode())
+    no_header = _write(tmp_path / "n.csv", bom + b"hello,2\nbye,3\n")
+    text = _write(tmp_path / "t.txt", bom + b"first\n")
+    read_all([
+        (
+            DataConfig(format="csv", path=with_header, text_column="sentence", label_column="label"),
+            [Row("h.csv:2", "café au lait", label="4")],
+        ),
+        (
+            DataConfig(format="csv", path=no_header, header=False, text_column=0, label_column=1),
+            [Row("n.csv:1", "hello", label="2"), Row("n.csv:2", "bye", label="3")],
+        ),
+        (DataConfig(format="text", path=text), [Row("t.txt:1", "first")]),
+    ])
+
+
+def test_cr_only_line_endings_split_lines(tmp_path):
+    path = _write(tmp_path / "mac.csv", b"one,1\rtwo,2\r\rthree,3\r")
+    read(
+        DataConfig(format="csv", path=path, header=False, text_column=0, label_column=1),
+        [Row("mac.csv:1", "one", label="1"), Row("mac.csv:2", "two", label="2"), Row("mac.csv:4", "three", label="3")],
+        [("mac.csv:3", "empty_line")],
+    )
+
+
+# --- TSV and Anki pairs -------------------------------------------------------------
+
+
+def test_tsv_with_header(tmp_path):
+    path = _write(tmp_path / "s.tsv", "uid\tsentence\tlabel\nr1\thello, world\t1\nr2\t  padded  \t0\nr3\tno label\n")
+    read(
+        DataConfig(format="tsv", path=path, text_column="sentence", label_column="label", id_column="uid"),
+        [Row("r1", "hello, world", label="1"), Row("r2", "padded", label="0")],
+        [("s.tsv:4", "missing_column")],
+    )
+
+
+def test_tsv_without_header_positional(tmp_path):
+    path = _write(tmp_path / "p.tsv", "1\thola, mundo\n0\tadiós\n")
+    read(
+        DataConfig(format="tsv", path=path, header=False, text_column=1, label_column=0),
+        [Row("p.tsv:1", "hola, mundo", label="1"), Row("p.tsv:2", "adiós", label="0")],
+    )
+
+
+def test_anki_pairs_keep_quotes_literally(tmp_path):
+    attribution = "CC-BY 2.0 (France) Attribution: tatoeba.org #2877272 (CM) & #4986655 (cueyayotl)"
+    path = _write(
+        tmp_path / "spa.txt",
+        f"Go.\tVe.\t{attribution}\n"
+        f'"Hi," she said.\t"Hola", dijo ella.\t{attribution}\n'
+        f'He said "no".\tÉl dijo "no".\t{attribution}\n'
+        "It's 5 o'clock.\tSon las 5.\n"
+        "Lonely source\n"
+        "\n",
+    )
+    read(
+        DataConfig(format="anki", path=path),
+        [
+            Row("spa.txt:1", "Go.", target="Ve."),
+            Row("spa.txt:2", '"Hi," she said.', target='"Hola", dijo ella.'),
+            Row("spa.txt:3", 'He said "no".', target='Él dijo "no".'),
+            Row("spa.txt:4", "It's 5 o'clock.", target="Son las 5."),
+        ],
+        [("spa.txt:5", "missing_column"), ("spa.txt:6", "empty_line")],
+    )
+
+
+# --- aligned files ------------------------------------------------------------------
+
+
+def test_aligned_files(tmp_path):
+    source = _write(tmp_path / "corpus.en", b"Hello.\r\nGood night.\r\n\r\nThanks.\r\n")
+    target = _write(tmp_path / "corpus.es", "Hola.\nBuenas noches.\nVacío.\nGracias.\n")
+    read(
+        DataConfig(format="aligned", path=source, target_path=target),
+        [
+            Row("corpus.en:1", "Hello.", target="Hola."),
+            Row("corpus.en:2", "Good night.", target="Buenas noches."),
+            Row("corpus.en:4", "Thanks.", target="Gracias."),
+        ],
+        [("corpus.en:3", "empty_line")],
+    )
+
+
+def test_aligned_glob_matching_one_file_each(tmp_path):
+    """A glob that passes the launch check (one file each) must also be read."""
+    _write(tmp_path / "src" / "part-0.en", "One.\nTwo.\n")
+    _write(tmp_path / "tgt" / "part-0.es", "Uno.\nDos.\n")
+    read(
+        DataConfig(format="aligned", path=str(tmp_path / "src" / "*.en"), target_path=str(tmp_path / "tgt" / "*.es")),
+        [Row("part-0.en:1", "One.", target="Uno."), Row("part-0.en:2", "Two.", target="Dos.")],
+    )
+
+
+def test_aligned_files_of_different_lengths_fail_at_construction(tmp_path):
+    source = _write(tmp_path / "a.en", "one\ntwo\nthree\n")
+    target = _write(tmp_path / "a.es", "uno\ndos\n")
+    with pytest.raises(ValueError, match="differ in length"):
+        ReadCorpus(DataConfig(format="aligned", path=source, target_path=target))
+
+
+def test_aligned_missing_target_fails_at_construction(tmp_path):
+    source = _write(tmp_path / "a.en", "one\n")
+    with pytest.raises(FileNotFoundError, match="data.target_path"):
+        ReadCorpus(DataConfig(format="aligned", path=source, target_path=str(tmp_path / "nope.es")))
+
+
+def test_aligned_globs_of_several_files_fail_at_construction(tmp_path):
+    _write(tmp_path / "a1.en", "one\n")
+    _write(tmp_path / "a2.en", "two\n")
+    target = _write(tmp_path / "a.es", "uno\n")
+    with pytest.raises(ConfigError):
+        ReadCorpus(DataConfig(format="aligned", path=str(tmp_path / "a*.en"), target_path=target))
+
+
+# --- JSON Lines ---------------------------------------------------------------------
+
+
+def test_jsonl(tmp_path):
+    path = _write(
+        tmp_path / "c.jsonl",
+        '{"text": "hello", "label": 1, "uid": "a1"}\n'        # 1 row, id from uid
+        '{"text": "bye", "label": 0, "uid": 7, "extra": [1]}\n'  # 2 row, numeric id -> "7"
+        "{not json\n"                                          # 3 malformed_json
+        '["text", "label"]\n'                                  # 4 malformed_json (not an object)
+        '{"text": 5, "label": 1, "uid": "x"}\n'               # 5 not_text
+        '{"text": null, "label": 1, "uid": "y"}\n'            # 6 missing_value
+        '{"label": 1, "uid": "z"}\n'                          # 7 missing_column
+        "\n"                                                   # 8 empty_line
+        '"just a string"\n'                                    # 9 malformed_json
+        '{"text": "sin label", "uid": "w"}\n'                 # 10 missing_column
+        '{"text": "ünïcode ❤️", "label": 2, "uid": "u"}\n',    # 11 row
+    )
+    read(
+        DataConfig(format="jsonl", path=path, label_column="label", id_column="uid"),
+        [Row("a1", "hello", label=1), Row("7", "bye", label=0), Row("u", "ünïcode ❤️", label=2)],
+        [
+            ("c.jsonl:3", "malformed_json"),
+            ("c.jsonl:4", "malformed_json"),
+            ("c.jsonl:5", "not_text"),
+            ("c.jsonl:6", "missing_value"),
+            ("c.jsonl:7", "missing_column"),
+            ("c.jsonl:8", "empty_line"),
+            ("c.jsonl:9", "malformed_json"),
+            ("c.jsonl:10", "missing_column"),
+        ],
+    )
+
+
+def test_jsonl_without_id_column_uses_line_ids(tmp_path):
+    path = _write(tmp_path / "d.jsonl", '{"text": "a", "target": "b"}\n{"text": "c", "target": 3}\n')
+    read(
+        DataConfig(format="jsonl", path=path, target_column="target"),
+        [Row("d.jsonl:1", "a", target="b")],
+        [("d.jsonl:2", "not_text")],
+    )
+
+
+# --- Parquet ------------------------------------------------------------------------
+
+
+def test_parquet(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    table = pa.table({"text": ["first", None, "third", "fourth", "fifth"], "label": [0, 1, 2, 3, 4]})
+    # Several row groups: row numbers must run on across them.
+    pq.write_table(table, folder / "a.parquet", row_group_size=2)
+    pq.write_table(pa.table({"text": [7, 8], "label": [1, 0]}), folder / "b.parquet")
+    read(
+        DataConfig(format="parquet", path=str(folder / "*.parquet"), label_column="label"),
+        [
+            Row("a.parquet:1", "first", label=0),
+            Row("a.parquet:3", "third", label=2),
+            Row("a.parquet:4", "fourth", label=3),
+            Row("a.parquet:5", "fifth", label=4),
+        ],
+        [("a.parquet:2", "missing_value"), ("b.parquet:1", "not_text"), ("b.parquet:2", "not_text")],
+    )
+
+
+def test_parquet_missing_column_and_id_column(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    pq.write_table(pa.table({"body": ["x", "y"], "key": ["k1", "k2"]}), tmp_path / "c.parquet")
+    path = str(tmp_path / "c.parquet")
+    read_all([
+        (DataConfig(format="parquet", path=path, text_column="body", id_column="key"), [Row("k1", "x"), Row("k2", "y")]),
+        (DataConfig(format="parquet", path=path), [], [("c.parquet:1", "missing_column"), ("c.parquet:2", "missing_column")]),
+    ])
+
+
+# --- plain text and compression -----------------------------------------------------
+
+
+def test_plain_text(tmp_path):
+    path = _write(tmp_path / "names.txt", "Aachenosaurus\nAardonyx\n\n  Abelisaurus  \nAbrictosaurus")
+    read(
+        DataConfig(format="text", path=path),
+        [
+            Row("names.txt:1", "Aachenosaurus"),
+            Row("names.txt:2", "Aardonyx"),
+            Row("names.txt:4", "  Abelisaurus  "),
+            Row("names.txt:5", "Abrictosaurus"),
+        ],
+        [("names.txt:3", "empty_line")],
+    )
+
+
+def test_gzip_text_is_read_transparently(tmp_path):
+    path = _write(tmp_path / "names.txt.gz", "Aachenosaurus\r\nAardonyx\r\n")
+    read(DataConfig(format="text", path=path), [Row("names.txt.gz:1", "Aachenosaurus"), Row("names.txt.gz:2", "Aardonyx")])
+
+
+def test_gzip_csv_with_header_is_checked_and_read(tmp_path):
+    path = _write(tmp_path / "e.csv.gz", "sentence,label\nfood is life,4\n")
+    read(
+        DataConfig(format="csv", path=path, text_column="sentence", label_column="label"),
+        [Row("e.csv.gz:2", "food is life", label="4")],
+    )
+    with pytest.raises(ConfigError, match="data.label_column"):
+        ReadCorpus(DataConfig(format="csv", path=path, text_column="sentence", label_column="emoji"))
+
+
+# --- globs, ids and accounting ------------------------------------------------------
+
+
+def _two_folder_corpus(root: Path) -> None:
+    _write(root / "x" / "part.txt", "alpha\nbeta\n")
+    _write(root / "y" / "part.txt", "gamma\n\ndelta\n")
+
+
+_GLOB_ROWS = [
+    Row("x/part.txt:1", "alpha"),
+    Row("x/part.txt:2", "beta"),
+    Row("y/part.txt:1", "gamma"),
+    Row("y/part.txt:3", "delta"),
+]
+
+
+def test_glob_over_files_ids_are_relative_and_distinct(tmp_path):
+    _two_folder_corpus(tmp_path / "corpus")
+    read(DataConfig(format="text", path=str(tmp_path / "corpus" / "*" / "*.txt")), _GLOB_ROWS, [("y/part.txt:2", "empty_line")])
+
+
+def test_ids_do_not_depend_on_where_the_corpus_lives(tmp_path, monkeypatch):
+    _two_folder_corpus(tmp_path / "corpus")
+    shutil.copytree(tmp_path / "corpus", tmp_path / "elsewhere" / "deeper" / "corpus")
+    monkeypatch.chdir(tmp_path)
+    read_all([
+        (DataConfig(format="text", path=str(tmp_path / "elsewhere" / "deeper" / "corpus" / "*" / "*.txt")),
+         _GLOB_ROWS, [("y/part.txt:2", "empty_line")]),
+        # A relative glob names the files the same way.
+        (DataConfig(format="text", path="corpus/*/*.txt"), _GLOB_ROWS, [("y/part.txt:2", "empty_line")]),
+    ])
+
+
+def test_glob_of_csv_files_accounts_for_every_line(tmp_path):
+    folder = tmp_path / "shards"
+    _write(folder / "a.csv", "sentence,label\nok one,1\n\"broken,2\nok two,0\n\n")
+    _write(folder / "b.csv", "sentence,label\r\nok three,3\r\nlonely\r\nok four,4\r\n")
+    non_header_lines = 4 + 3
+    data = DataConfig(format="csv", path=str(folder / "*.csv"), text_column="sentence", label_column="label")
+
+    def distinct_nonempty_ids(ids: list[str]) -> None:
+        if len(ids) != len(set(ids)) or not all(ids):
+            raise BeamAssertException(f"ids not distinct/non-empty: {ids}")
+
+    with _pipeline() as p:
+        out = p | ReadCorpus(data)
+        row_ids = out["rows"] | "RowIds" >> beam.Map(lambda row: row.id)
+        reject_ids = out["rejected"] | "RejectIds" >> beam.Map(lambda record: record["id"])
+        all_ids = (row_ids, reject_ids) | "AllIds" >> beam.Flatten()
+        assert_that(all_ids | "Count" >> beam.combiners.Count.Globally(), equal_to([non_header_lines]), label="count")
+        assert_that(all_ids, distinct_nonempty_ids, label="distinct")
+        assert_that(
+            row_ids,
+            equal_to(["a.csv:2", "a.csv:4", "b.csv:2", "b.csv:4"]),
+            label="row_ids",
+        )
+        assert_that(
+            out["rejected"] | "Key" >> beam.Map(_id_and_code),
+            equal_to([("a.csv:3", "malformed_csv"), ("a.csv:5", "empty_line"), ("b.csv:3", "missing_column")]),
+            label="rejects",
+        )
+
+
+# --- failures at construction -------------------------------------------------------
+
+
+def test_missing_path_fails_at_construction(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data.path"):
+        ReadCorpus(DataConfig(format="text", path=str(tmp_path / "missing.txt")))
+    with pytest.raises(FileNotFoundError, match="data.path"):
+        ReadCorpus(DataConfig(format="text", path=str(tmp_path / "no_folder" / "*.txt")))
+    with pytest.raises(FileNotFoundError, match="data.path"):
+        ReadCorpus(DataConfig(format="text", path=str(tmp_path / "*.nothing")))
+
+
+def test_empty_file_fails_at_construction(tmp_path):
+    path = _write(tmp_path / "empty.txt", b"")
+    with pytest.raises(ValueError, match="empty"):
+        ReadCorpus(DataConfig(format="text", path=path))
+
+
+def test_csv_header_without_the_configured_column(tmp_path):
+    path = _write(tmp_path / "e.csv", "sentence,emoji\nhi,1\n")
+    with pytest.raises(ConfigError, match=r"data\.label_column") as info:
+        ReadCorpus(DataConfig(format="csv", path=path, text_column="sentence", label_column="label"))
+    assert "'label'" in str(info.value) and "e.csv" in str(info.value)
+    with pytest.raises(ConfigError, match=r"data\.text_column"):
+        ReadCorpus(DataConfig(format="csv", path=path, text_column="text", label_column="emoji"))
+    tsv = _write(tmp_path / "e.tsv", "sentence\temoji\nhi\t1\n")
+    with pytest.raises(ConfigError, match=r"data\.id_column"):
+        ReadCorpus(DataConfig(format="tsv", path=tsv, text_column="sentence", label_column="emoji", id_column="uid"))
+
+
+def test_headerless_csv_with_named_columns_fails_at_construction(tmp_path):
+    """Without a header only positions can name columns: fail at launch, not in a worker."""
+    path = _write(tmp_path / "n.csv", "hello,1\n")
+    with pytest.raises(ConfigError, match=r"data\.text_column"):
+        ReadCorpus(DataConfig(format="csv", path=path, header=False, label_column=1))
+    with pytest.raises(ConfigError, match=r"data\.label_column"):
+        ReadCorpus(DataConfig(format="csv", path=path, header=False, text_column=0, label_column="label"))
+
+
+def test_generated_format_is_not_read(tmp_path):
+    with pytest.raises(ValueError, match="GenerateRows"):
+        ReadCorpus(DataConfig(format="generated"))
