@@ -34,6 +34,7 @@ setuptools.setup(
     name="seqbeam",
     version="0.1.0",
     description="Beam pipelines and Keras sequence models for bulk text annotation.",
+    license="Apache-2.0",
     python_requires=">=3.10",
     packages=["seqbeam", "seqbeam.configs", "seqbeam.data"]
     + [f"seqbeam.{name}" for name in _SUBPACKAGES],
