@@ -249,14 +249,17 @@ def write_dates_input(directory: str, rows: int, seed: int) -> list[str]:
     return [path]
 
 
-def prepare(corpus: str, rows: int, seed: int, workdir: str) -> tuple[list[str], dict]:
+def prepare(corpus: str, rows: int, seed: int, workdir: str, num_shards: int) -> tuple[list[str], dict]:
     """(input files for the floor, plain-data config) of one measurement."""
     inputs = os.path.join(workdir, "inputs", f"{corpus}-{rows}")
     output_dir = os.path.join(workdir, "runs", f"{corpus}-{rows}")
     if corpus == "dates":
-        return write_dates_input(inputs, rows, seed), dates_config(rows, seed, output_dir)
-    files = write_words_corpus(inputs, rows, seed)
-    return files, words_config(os.path.join(inputs, "words-*.csv"), output_dir)
+        files, config = write_dates_input(inputs, rows, seed), dates_config(rows, seed, output_dir)
+    else:
+        files = write_words_corpus(inputs, rows, seed)
+        config = words_config(os.path.join(inputs, "words-*.csv"), output_dir)
+    config["preprocess"]["num_shards"] = num_shards
+    return files, config
 
 
 # --------------------------------------------------------------------------- measurement
@@ -516,6 +519,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--workdir", default=None,
                         help="where inputs and outputs go (default: a temporary folder, deleted at the end); "
                              "generated inputs are kept and reused when given")
+    parser.add_argument("--num-shards", type=int, default=0,
+                        help="preprocess.num_shards: 0 (default) writes one file per bundle with no grouping "
+                             "step; N > 0 writes exactly N files per split")
     parser.add_argument("--seed", type=int, default=7, help="seed of both corpora (default: %(default)s)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON here")
     parser.add_argument("--no-isolate", dest="isolate", action="store_false",
@@ -560,7 +566,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for corpus in args.corpus:
             for rows in args.rows:
                 prep_started = time.perf_counter()
-                input_files, config_dict = prepare(corpus, rows, args.seed, workdir)
+                input_files, config_dict = prepare(corpus, rows, args.seed, workdir, args.num_shards)
                 prep_s = time.perf_counter() - prep_started
                 if args.isolate:
                     run = measure_isolated(config_dict, beam_args, scratch, args.timeout)

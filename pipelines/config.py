@@ -119,6 +119,8 @@ class PreprocessConfig:
     # Rows whose raw text is longer than this are rejected before tokenization.
     max_chars: int = 10_000
     splits: SplitConfig = SplitConfig()
+    # Shards per split. 0 lets the runner decide (one file per bundle): no grouping step,
+    # so the local runner never holds the whole output in memory.
     num_shards: int = 4
     # Rows tokenized and encoded together in one TensorFlow call.
     batch_size: int = 1024
@@ -330,9 +332,13 @@ def _check_semantics(config: Config, source: str) -> None:
             fail(f"preprocess.{name}.max_size", "must exceed the 4 reserved tokens")
         if vocab.min_count < 1:
             fail(f"preprocess.{name}.min_count", "must be at least 1")
-    for name in ("max_length", "max_target_length", "max_chars", "num_shards", "batch_size"):
-        if getattr(pre, name) < 1 or (name == "max_target_length" and pre.max_target_length < 2):
+    for name in ("max_length", "max_chars", "batch_size"):
+        if getattr(pre, name) < 1:
             fail(f"preprocess.{name}", f"must be positive, got {getattr(pre, name)}")
+    if pre.max_target_length < 2:
+        fail("preprocess.max_target_length", f"must hold <start>/<end> and a token, got {pre.max_target_length}")
+    if pre.num_shards < 0:
+        fail("preprocess.num_shards", f"must be 0 (one file per bundle) or more, got {pre.num_shards}")
     splits = pre.splits
     for name in ("train", "valid", "test"):
         if not 0.0 <= getattr(splits, name) <= 1.0:

@@ -1,7 +1,8 @@
 """The preprocessing job: corpus -> tokenized, padded, sharded TFRecords + vocabularies.
 
-    read -> validate/split -> batch -> vocabulary (train split, top-K) -> ids -> pad
-         -> tf.train.Example -> <task>/data/{train,valid,test}-*.tfrecord.gz
+    pass 1: read -> batch -> validate/split -> token counts of the train rows -> top-K vocabulary
+    pass 2: read -> batch -> validate/split -> ids (vocabulary as side input) -> <start>/<end>
+            -> pad -> tf.train.Example -> <task>/data/{train,valid,test}-*.tfrecord.gz
 
 Outputs, under ``<output_dir>/<task>/data/``: the shards, ``vocab/*.txt``,
 ``rejected/rejected-*.jsonl`` (id, raw, stage, reason of every row not written),
@@ -68,44 +69,70 @@ class ReadRows(beam.PTransform):
         return {"rows": rows, "rejected": pbegin | "NoReadRejections" >> beam.Create([])}
 
 
+class ReadValidBatches(beam.PTransform):
+    """Rows read, batched and validated: ``batches`` (RowBatch), ``rejected`` and ``stats``."""
+
+    def __init__(self, config: Config):
+        super().__init__()
+        self._config = config
+        self._read = ReadRows(config)
+
+    def expand(self, pbegin):
+        batch_size = self._config.preprocess.batch_size
+        read = pbegin | "Read" >> self._read
+        validated = (
+            read["rows"]
+            | "Batch" >> beam.BatchElements(min_batch_size=batch_size, max_batch_size=batch_size)
+            | "Validate" >> beam.ParDo(ValidateBatches(self._config)).with_outputs(REJECTED, STATS, main="batches")
+        )
+        rejected = (read["rejected"], validated[REJECTED]) | "Rejected" >> beam.Flatten()
+        return {"batches": validated.batches, "rejected": rejected, "stats": validated[STATS]}
+
+
+class BuildVocabularies(beam.PTransform):
+    """The task's vocabularies (dict name -> singleton PCollection) from its train rows.
+
+    This pass reads the corpus on its own: the encoding pass reads it again rather than
+    keeping every row until the vocabulary is known, so memory stays flat in the corpus
+    size on every runner (reading is far cheaper than holding or shuffling the corpus).
+    """
+
+    def __init__(self, config: Config):
+        super().__init__()
+        self._config = config
+
+    def expand(self, pbegin):
+        pre = self._config.preprocess
+        batches = (pbegin | "ReadForVocabulary" >> ReadValidBatches(self._config))["batches"]
+        columns = {"source": "texts", "target": "targets", "tokens": "texts"}
+        return {
+            name: batches
+            | f"Count{name.capitalize()}"
+            >> BuildVocabulary(pre.tokenizer, pre.target_vocab if name == "target" else pre.source_vocab,
+                               column=columns[name])
+            for name in vocabulary_names(self._config)
+        }
+
+
 def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
     """Adds the preprocessing graph to ``p``; returns its main PCollections (for tests)."""
     pre = config.preprocess
     out_dir = data_dir(config)
 
-    read = p | "ReadRows" >> ReadRows(config)
-    validated = (
-        read["rows"]
-        | "Batch" >> beam.BatchElements(min_batch_size=pre.batch_size, max_batch_size=pre.batch_size)
-        | "Validate" >> beam.ParDo(ValidateBatches(config)).with_outputs(REJECTED, STATS, main="batches")
-    )
-    batches = validated.batches
-
-    vocab_columns = {"source": "texts", "target": "targets", "tokens": "texts"}
-    vocabularies = {
-        name: batches
-        | f"Build{name.capitalize()}Vocabulary"
-        >> BuildVocabulary(
-            pre.tokenizer, pre.target_vocab if name == "target" else pre.source_vocab, column=vocab_columns[name]
-        )
-        for name in vocabulary_names(config)
-    }
-    vocab_inputs = [beam.pvalue.AsSingleton(v) for v in vocabularies.values()]
-    encoded = batches | "Encode" >> beam.ParDo(EncodeBatches(config), *vocab_inputs).with_outputs(
-        REJECTED, STATS, main="examples"
-    )
+    vocabularies = p | "Vocabularies" >> BuildVocabularies(config)
+    read = p | "ReadRows" >> ReadValidBatches(config)
+    encoded = read["batches"] | "Encode" >> beam.ParDo(
+        EncodeBatches(config), *[beam.pvalue.AsSingleton(v) for v in vocabularies.values()]
+    ).with_outputs(REJECTED, STATS, main="examples")
     shards = encoded.examples | "WriteTFRecords" >> WriteSplits(out_dir, pre.num_shards)
 
-    rejected = (read["rejected"], validated[REJECTED], encoded[REJECTED]) | "AllRejected" >> beam.Flatten()
+    rejected = (read["rejected"], encoded[REJECTED]) | "AllRejected" >> beam.Flatten()
     rejected_files = rejected | "WriteRejected" >> WriteRejected(join_path(out_dir, "rejected"))
-    vocab_files = {
-        name: vocab
-        | f"Write{name.capitalize()}Vocabulary"
-        >> beam.Map(write_vocabulary, join_path(out_dir, "vocab", f"{name}.txt"))
+    vocab_files = [
+        vocab | f"Write{name.capitalize()}Vocabulary" >> beam.Map(write_vocabulary, join_path(out_dir, "vocab", f"{name}.txt"))
         for name, vocab in vocabularies.items()
-    }
-
-    stats = (validated[STATS], encoded[STATS]) | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(
+    ]
+    stats = (read["stats"], encoded[STATS]) | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(
         SumCounts()
     )
     rejected_by_code = (
@@ -113,34 +140,32 @@ def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
         | "RejectionKeys" >> beam.Map(lambda r: {f"{r['stage']}/{r['code']}": 1})
         | "CountRejections" >> beam.CombineGlobally(SumCounts())
     )
+    shard_paths = [
+        paths | f"Tag{split.capitalize()}Shards" >> beam.Map(lambda path, s=split: (s, path))
+        for split, paths in shards.items()
+    ] | "AllShards" >> beam.Flatten()
 
-    def metadata(_, stats, rejected_by_code, shard_paths, done, **vocabs):
+    def write_metadata(_, stats, rejected_by_code, shard_paths, done, **vocabs):
         shards_by_split = {split: [path for s, path in shard_paths if s == split] for split in shards}
         payload = build_metadata(config, stats, rejected_by_code, vocabs, shards_by_split)
         write_text(config.to_yaml(), join_path(out_dir, "config.yaml"))
         return write_json(payload, join_path(out_dir, "metadata.json"))
 
-    # Everything else is a side input, so metadata.json is written after every output.
-    all_shards = (
-        [shards[split] | f"Tag{split.capitalize()}Shards" >> beam.Map(lambda path, s=split: (s, path))
-         for split in shards]
-        | "AllShards" >> beam.Flatten()
-    )
-    done = [rejected_files] + list(vocab_files.values())
+    # Every other output is a side input: metadata.json is written last, as the completion marker.
     metadata_path = (
         p
         | "Finish" >> beam.Create([None])
         | "WriteMetadata"
         >> beam.Map(
-            metadata,
+            write_metadata,
             stats=beam.pvalue.AsSingleton(stats),
             rejected_by_code=beam.pvalue.AsSingleton(rejected_by_code),
-            shard_paths=beam.pvalue.AsList(all_shards),
-            done=beam.pvalue.AsList(done | "AllDone" >> beam.Flatten()),
+            shard_paths=beam.pvalue.AsList(shard_paths),
+            done=beam.pvalue.AsList([rejected_files, *vocab_files] | "AllWritten" >> beam.Flatten()),
             **{name: beam.pvalue.AsSingleton(v) for name, v in vocabularies.items()},
         )
     )
-    return {"batches": batches, "rejected": rejected, "vocabularies": vocabularies,
+    return {"batches": read["batches"], "rejected": rejected, "vocabularies": vocabularies,
             "examples": encoded.examples, "metadata": metadata_path}
 
 

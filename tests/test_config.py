@@ -310,7 +310,7 @@ def test_malformed_override_fails(tmp_path):
         ({"data__delimiter": ";;"}, "data.delimiter"),
         ({"preprocess__max_length": 0}, "preprocess.max_length"),
         ({"preprocess__max_target_length": 1}, "preprocess.max_target_length"),
-        ({"preprocess__num_shards": 0}, "preprocess.num_shards"),
+        ({"preprocess__num_shards": -1}, "preprocess.num_shards"),
     ],
 )
 def test_semantic_checks_name_the_key(tmp_path, changes, key):

@@ -11,14 +11,15 @@ exported models embed too. Feature layouts follow DESIGN.md, all int64, padded w
 
 from __future__ import annotations
 
-import collections
-from typing import Optional, Sequence
+from typing import Optional
 
 import apache_beam as beam
+import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
 from seqbeam.pipelines.config import Config
+from seqbeam.transforms.examples import serialize_int_examples
 from seqbeam.transforms.records import REJECTED, SPLITS, STAGE_ENCODE, STATS, RowBatch, rejection
 from seqbeam.transforms.tokenizer import TextTokenizer
 from seqbeam.transforms.vocabulary import END_ID, START_ID, Vocabulary
@@ -83,16 +84,6 @@ class FeatureEncoder(tf.Module):
         return {"tokens": pad(source, self.max_length), "n_source": n_source, "n_target": n_source}
 
 
-def int_example(features: dict[str, Sequence[int]], row_id: str) -> bytes:
-    """A serialized Example with int64 list features and the row id as bytes."""
-    example = tf.train.Example()
-    feature = example.features.feature
-    for name, values in features.items():
-        feature[name].int64_list.value.extend(values)
-    feature["id"].bytes_list.value.append(row_id.encode("utf-8"))
-    return example.SerializeToString()
-
-
 class EncodeBatches(beam.DoFn):
     """Encodes a batch of validated rows into serialized Examples grouped by split.
 
@@ -125,52 +116,53 @@ class EncodeBatches(beam.DoFn):
         return self._encoders[key]
 
     def process(self, batch: RowBatch, source_vocab: Vocabulary, target_vocab: Optional[Vocabulary] = None):
-        stats = collections.Counter()
-        records = {split: [] for split in SPLITS}
         targets = batch.targets if self._kind == "seq2seq" else [""] * len(batch)
         encoded = self._encoder(source_vocab, target_vocab)(tf.constant(batch.texts), tf.constant(targets))
-        arrays = {name: tensor.numpy().tolist() for name, tensor in encoded.items()}
-        source_lengths, target_lengths = arrays.pop("n_source"), arrays.pop("n_target")
-        if self._kind == "seq2seq":
-            source_padded, target_in, target_out = arrays["source"], arrays["target_in"], arrays["target_out"]
-        elif self._kind == "lm":
-            tokens, targets = arrays["tokens"], arrays["targets"]
-        else:
-            tokens = arrays["tokens"]
+        arrays = {name: tensor.numpy() for name, tensor in encoded.items()}
+        n_source, n_target = arrays.pop("n_source"), arrays.pop("n_target")
+        features, truncated = self._features(arrays, n_source, n_target, batch.labels)
 
-        for i, row in enumerate(batch.rows()):
-            n_source, n_target = source_lengths[i], target_lengths[i]
-            problem = self._problem(n_source, n_target)
+        keep = np.ones(len(batch), dtype=bool)
+        for i, (source_count, target_count) in enumerate(zip(n_source.tolist(), n_target.tolist())):
+            problem = self._problem(source_count, target_count)
             if problem:
+                keep[i] = False
                 self._rejected.inc()
+                row = batch.row(i)
                 yield beam.pvalue.TaggedOutput(REJECTED, rejection(row.id, row.raw(), STAGE_ENCODE, *problem))
-                continue
-            if self._kind == "seq2seq":
-                features = {
-                    "source": source_padded[i],
-                    "source_length": [min(n_source, self._max_length)],
-                    "target_in": target_in[i],
-                    "target_out": target_out[i],
-                    "target_length": [min(n_target + 1, self._max_target_length)],
-                }
-                truncated = n_source > self._max_length or n_target + 1 > self._max_target_length
-            elif self._kind == "lm":
-                features = {"tokens": tokens[i], "targets": targets[i],
-                            "length": [min(n_source + 1, self._max_length)]}
-                truncated = n_source + 1 > self._max_length
-            else:
-                features = {"tokens": tokens[i], "length": [min(n_source, self._max_length)], "label": [row.label]}
-                truncated = n_source > self._max_length
-            if truncated:
-                stats["truncated"] += 1
-                self._truncated.inc()
-            records[row.split].append(int_example(features, row.id))
-        for split, serialized in records.items():
-            if serialized:
-                stats[split] += len(serialized)
-                self._written.inc(len(serialized))
-                yield split, serialized
-        yield beam.pvalue.TaggedOutput(STATS, dict(stats))
+
+        stats = {"truncated": int((truncated & keep).sum())}
+        self._truncated.inc(stats["truncated"])
+        splits = np.array(batch.splits)
+        for split in SPLITS:
+            rows = np.flatnonzero(keep & (splits == split))
+            if rows.size:
+                ids = [batch.ids[i] for i in rows.tolist()]
+                yield split, serialize_int_examples({name: values[rows] for name, values in features.items()}, ids)
+                stats[split] = int(rows.size)
+                self._written.inc(int(rows.size))
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+
+    def _features(self, arrays: dict[str, np.ndarray], n_source: np.ndarray, n_target: np.ndarray,
+                  labels: list) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """(the task's features as [rows, width] arrays, which rows were truncated)."""
+        length, target_length = self._max_length, self._max_target_length
+        if self._kind == "seq2seq":
+            features = {
+                "source": arrays["source"],
+                "source_length": np.minimum(n_source, length)[:, None],
+                "target_in": arrays["target_in"],
+                "target_out": arrays["target_out"],
+                "target_length": np.minimum(n_target + 1, target_length)[:, None],
+            }
+            return features, (n_source > length) | (n_target + 1 > target_length)
+        if self._kind == "lm":
+            features = {"tokens": arrays["tokens"], "targets": arrays["targets"],
+                        "length": np.minimum(n_source + 1, length)[:, None]}
+            return features, n_source + 1 > length
+        features = {"tokens": arrays["tokens"], "length": np.minimum(n_source, length)[:, None],
+                    "label": np.array(labels, dtype=np.int64)[:, None]}
+        return features, n_source > length
 
     def _problem(self, n_source: int, n_target: int) -> Optional[tuple[str, str]]:
         """(code, detail) when a row cannot be encoded as configured."""

@@ -64,6 +64,18 @@ class RowBatch:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def append(self, row: Row, label: Any, split: str) -> None:
+        """Adds a row with its parsed label and its split."""
+        self.ids.append(row.id)
+        self.texts.append(row.text)
+        self.targets.append(row.target)
+        self.labels.append(label)
+        self.splits.append(split)
+
+    def row(self, index: int) -> Row:
+        """Row ``index`` of the batch."""
+        return Row(self.ids[index], self.texts[index], self.targets[index], self.labels[index], self.splits[index])
+
     def rows(self) -> Iterator[Row]:
         """The rows back, in order."""
         return (Row(*values) for values in zip(self.ids, self.texts, self.targets, self.labels, self.splits))

@@ -50,7 +50,9 @@ class BatchedTFRecordSink(filebasedsink.FileBasedSink):
 class WriteSplits(beam.PTransform):
     """``(split, [serialized Example])`` -> ``<data_dir>/<split>-SSSSS-of-NNNNN.tfrecord.gz``.
 
-    Returns a dict split -> PCollection of the shard paths written.
+    ``num_shards`` 0 writes one file per bundle, streaming; N > 0 writes exactly N files
+    per split, which takes a grouping step. Returns a dict split -> PCollection of the
+    shard paths written.
     """
 
     def __init__(self, data_dir: str, num_shards: int):

@@ -58,7 +58,7 @@ class ValidateBatches(beam.DoFn):
         self._rejected = beam.metrics.Metrics.counter("validate", "rows_rejected")
 
     def process(self, rows: list[Row]):
-        valid = []
+        valid = RowBatch([], [], [], [], [])
         for row in rows:
             label, problem = self._check(row)
             if problem:
@@ -66,10 +66,10 @@ class ValidateBatches(beam.DoFn):
                 code, detail = problem
                 yield beam.pvalue.TaggedOutput(REJECTED, rejection(row.id, row.raw(), STAGE_VALIDATE, code, detail))
                 continue
-            valid.append(row._replace(label=label, split=assign_split(row.id, self._splits)))
+            valid.append(row, label=label, split=assign_split(row.id, self._splits))
         yield beam.pvalue.TaggedOutput(STATS, {"read": len(rows)})
-        if valid:
-            yield RowBatch.from_rows(valid)
+        if len(valid):
+            yield valid
 
     def _check(self, row: Row) -> tuple[Any, Optional[tuple[str, str]]]:
         """(the row's label, parsed for classifiers; (code, detail) of what is wrong, or None)."""

@@ -78,10 +78,22 @@ class Vocabulary:
         return tf.lookup.StaticHashTable(initializer, default_value=UNK_ID)
 
 
-def count_tokens(tokens: tf.RaggedTensor) -> dict[str, int]:
-    """Occurrences of each distinct token of a ragged batch of tokens."""
-    unique, _, counts = tf.unique_with_counts(tokens.flat_values)
-    return {t.decode("utf-8"): int(c) for t, c in zip(unique.numpy(), counts.numpy())}
+class TokenCounter(tf.Module):
+    """Texts -> (distinct tokens, their counts), tokenization included, in one graph call."""
+
+    def __init__(self, tokenizer: TextTokenizer):
+        super().__init__()
+        self.tokenizer = tokenizer
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def __call__(self, texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        unique, _, counts = tf.unique_with_counts(self.tokenizer.tokenize(texts).flat_values)
+        return unique, counts
+
+    def count(self, texts: list[str]) -> dict[str, int]:
+        """Occurrences of each distinct token of the texts."""
+        unique, counts = self(tf.constant(texts, dtype=tf.string))
+        return dict(zip((t.decode("utf-8") for t in unique.numpy()), counts.numpy().tolist()))
 
 
 class TopKVocabularyFn(beam.CombineFn):
@@ -117,13 +129,13 @@ class CountTrainTokens(beam.DoFn):
         self._column = column
 
     def setup(self):
-        self._tokenizer = TextTokenizer.from_config(self._tokenizer_config)
+        self._counter = TokenCounter(TextTokenizer.from_config(self._tokenizer_config))
 
     def process(self, batch):
         column = getattr(batch, self._column)
         texts = [text for text, split in zip(column, batch.splits) if split == "train"]
         if texts:
-            yield count_tokens(self._tokenizer.tokenize(tf.constant(texts)))
+            yield self._counter.count(texts)
 
 
 class BuildVocabulary(beam.PTransform):
