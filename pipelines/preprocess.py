@@ -1,7 +1,7 @@
 """The preprocessing job: corpus -> tokenized, padded, sharded TFRecords + vocabularies.
 
-    pass 1: read -> batch -> validate/split -> token counts of the train rows -> top-K vocabulary
-    pass 2: read -> batch -> validate/split -> ids (vocabulary as side input) -> <start>/<end>
+    pass 1: read (in batches) -> validate/split -> token counts of the train rows -> top-K vocabulary
+    pass 2: read (in batches) -> validate/split -> ids (vocabulary as side input) -> <start>/<end>
             -> pad -> tf.train.Example -> <task>/data/{train,valid,test}-*.tfrecord.gz
 
 Outputs, under ``<output_dir>/<task>/data/``: the shards, ``vocab/*.txt``,
@@ -55,18 +55,20 @@ def vocabulary_names(config: Config) -> tuple[str, ...]:
 
 
 class ReadRows(beam.PTransform):
-    """The task's rows from files or from its generator: dict of ``rows`` and ``rejected``."""
+    """The task's rows, from files or its generator: dict of ``batches`` (lists of Rows) and ``rejected``."""
 
     def __init__(self, config: Config):
         super().__init__()
         self._data = config.data
-        self._reader = None if self._data.format == "generated" else ReadCorpus(self._data)
+        self._batch_size = config.preprocess.batch_size
+        generated = self._data.format == "generated"
+        self._reader = None if generated else ReadCorpus(self._data, self._batch_size)
 
     def expand(self, pbegin):
         if self._reader is not None:
             return pbegin | "ReadCorpus" >> self._reader
-        rows = pbegin | "Generate" >> GenerateRows(self._data.generator)
-        return {"rows": rows, "rejected": pbegin | "NoReadRejections" >> beam.Create([])}
+        batches = pbegin | "Generate" >> GenerateRows(self._data.generator, self._batch_size)
+        return {"batches": batches, "rejected": pbegin | "NoReadRejections" >> beam.Create([])}
 
 
 class ReadValidBatches(beam.PTransform):
@@ -78,12 +80,9 @@ class ReadValidBatches(beam.PTransform):
         self._read = ReadRows(config)
 
     def expand(self, pbegin):
-        batch_size = self._config.preprocess.batch_size
         read = pbegin | "Read" >> self._read
-        validated = (
-            read["rows"]
-            | "Batch" >> beam.BatchElements(min_batch_size=batch_size, max_batch_size=batch_size)
-            | "Validate" >> beam.ParDo(ValidateBatches(self._config)).with_outputs(REJECTED, STATS, main="batches")
+        validated = read["batches"] | "Validate" >> beam.ParDo(ValidateBatches(self._config)).with_outputs(
+            REJECTED, STATS, main="batches"
         )
         rejected = (read["rejected"], validated[REJECTED]) | "Rejected" >> beam.Flatten()
         return {"batches": validated.batches, "rejected": rejected, "stats": validated[STATS]}

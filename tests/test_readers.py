@@ -80,9 +80,10 @@ def read_all(cases: list[tuple]) -> None:
         for i, (data, rows, *rest) in enumerate(cases):
             rejects = rest[0] if rest else ()
             reject_key = rest[1] if len(rest) > 1 else _id_and_code
-            out = p | f"Read{i}" >> ReadCorpus(data)
-            assert set(out) == {"rows", "rejected"}
-            assert_that(out["rows"], equal_to(list(rows)), label=f"rows{i}")
+            out = p | f"Read{i}" >> ReadCorpus(data, batch_size=2)
+            assert set(out) == {"batches", "rejected"}
+            flat = out["batches"] | f"Rows{i}" >> beam.FlatMap(lambda batch: batch)
+            assert_that(flat, equal_to(list(rows)), label=f"rows{i}")
             assert_that(
                 out["rejected"] | f"RejectKey{i}" >> beam.Map(_checked(reject_key)),
                 equal_to(list(rejects)),
@@ -498,7 +499,7 @@ def test_glob_of_csv_files_accounts_for_every_line(tmp_path):
 
     with _pipeline() as p:
         out = p | ReadCorpus(data)
-        row_ids = out["rows"] | "RowIds" >> beam.Map(lambda row: row.id)
+        row_ids = out["batches"] | "RowIds" >> beam.FlatMap(lambda batch: [row.id for row in batch])
         reject_ids = out["rejected"] | "RejectIds" >> beam.Map(lambda record: record["id"])
         all_ids = (row_ids, reject_ids) | "AllIds" >> beam.Flatten()
         assert_that(all_ids | "Count" >> beam.combiners.Count.Globally(), equal_to([non_header_lines]), label="count")

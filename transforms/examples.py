@@ -21,9 +21,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-_MAX_VARINT_BYTES = 10
-
-
 def varint(value: int) -> bytes:
     """Protobuf base-128 varint of a non-negative integer."""
     out = bytearray()
@@ -57,12 +54,19 @@ def _entry_prefix(key: bytes, list_tag: int, list_length: int, item_tag_and_leng
     return _length_delimited(0x0A, entry_length) + key_field + value_header + feature + item_tag_and_length
 
 
+@functools.lru_cache(maxsize=4096)
 def _int64_prefix(key: bytes, payload_length: int) -> bytes:
     return _entry_prefix(key, 0x1A, payload_length, _length_delimited(0x0A, payload_length))
 
 
+@functools.lru_cache(maxsize=4096)
 def _bytes_prefix(key: bytes, value_length: int) -> bytes:
     return _entry_prefix(key, 0x0A, value_length, _length_delimited(0x0A, value_length))
+
+
+@functools.lru_cache(maxsize=4096)
+def _example_header(body_length: int) -> bytes:
+    return _length_delimited(0x0A, body_length)
 
 
 def _packed_varints(matrix: np.ndarray) -> tuple[bytes, np.ndarray]:
@@ -71,13 +75,15 @@ def _packed_varints(matrix: np.ndarray) -> tuple[bytes, np.ndarray]:
     if values.size and values.min() < 0:
         raise ValueError("only non-negative int64 features are supported")
     values = values.astype(np.uint64)
-    shifts = np.arange(_MAX_VARINT_BYTES, dtype=np.uint64) * np.uint64(7)
-    groups = (values[..., None] >> shifts) & np.uint64(0x7F)  # [rows, cols, 10]
+    # 7-bit groups the largest value needs: token ids rarely need more than three.
+    width = max(1, (int(values.max()).bit_length() + 6) // 7) if values.size else 1
+    shifts = np.arange(width, dtype=np.uint64) * np.uint64(7)
+    groups = (values[..., None] >> shifts) & np.uint64(0x7F)  # [rows, cols, width]
     # A value takes as many bytes as its highest non-zero 7-bit group, and at least one.
     nonzero = groups != 0
-    nbytes = np.maximum(_MAX_VARINT_BYTES - np.argmax(nonzero[..., ::-1], axis=-1), 1)
+    nbytes = np.maximum(width - np.argmax(nonzero[..., ::-1], axis=-1), 1)
     nbytes[~nonzero.any(axis=-1)] = 1
-    position = np.arange(_MAX_VARINT_BYTES)
+    position = np.arange(width)
     used = position < nbytes[..., None]
     continued = position < (nbytes[..., None] - 1)
     encoded = (groups.astype(np.uint8) | (continued.astype(np.uint8) << 7))[used]
@@ -109,5 +115,5 @@ def serialize_int_examples(features: Mapping[str, np.ndarray], ids: Sequence[str
         parts.append(_bytes_prefix(id_key, len(encoded_id)))
         parts.append(encoded_id)
         body = b"".join(parts)
-        records.append(b"\x0a" + varint(len(body)) + body)
+        records.append(_example_header(len(body)) + body)
     return records

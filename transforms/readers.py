@@ -24,7 +24,7 @@ from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 
 from seqbeam.pipelines.config import ConfigError, DataConfig
-from seqbeam.transforms.records import REJECTED, STAGE_READ, Row, rejection
+from seqbeam.transforms.records import REJECTED, STAGE_READ, Row, in_batches, rejection
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 # What surrogateescape turns a byte that is not UTF-8 into.
@@ -32,18 +32,23 @@ _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 class ReadCorpus(beam.PTransform):
-    """Reads the configured corpus: a dict with PCollections ``rows`` and ``rejected``.
+    """Reads the configured corpus: a dict with PCollections ``batches`` and ``rejected``.
+
+    ``batches`` holds lists of up to ``batch_size`` :class:`Row` (rows of one file).
 
     Arguments are checked here, on the launching machine: a path that matches no file,
     a CSV header without the configured columns or aligned files of different lengths
     fail at once instead of deep inside a worker.
     """
 
-    def __init__(self, data: DataConfig):
+    def __init__(self, data: DataConfig, batch_size: int = 1024):
         super().__init__()
         if data.format == "generated":
             raise ValueError("generated corpora are read with GenerateRows")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
         self._data = data
+        self._batch_size = batch_size
         files = _match_or_fail(data.path, "data.path")
         if data.format in ("csv", "tsv"):
             if data.header:
@@ -62,27 +67,29 @@ class ReadCorpus(beam.PTransform):
             parsed = (
                 pbegin
                 | "ListPair" >> beam.Create([self._aligned_paths])
-                | "ParseAligned" >> beam.ParDo(ParseAlignedFiles()).with_outputs(REJECTED, main="rows")
+                | "ParseAligned"
+                >> beam.ParDo(ParseAlignedFiles(self._batch_size)).with_outputs(REJECTED, main="batches")
             )
         else:
             parsed = (
                 pbegin
                 | "MatchFiles" >> fileio.MatchFiles(data.path)
                 | "ReadMatches" >> fileio.ReadMatches()
-                | "ParseFiles" >> beam.ParDo(_parser_for(data)).with_outputs(REJECTED, main="rows")
+                | "ParseFiles"
+                >> beam.ParDo(_parser_for(data, self._batch_size)).with_outputs(REJECTED, main="batches")
             )
-        return {"rows": parsed.rows, "rejected": parsed[REJECTED]}
+        return {"batches": parsed.batches, "rejected": parsed[REJECTED]}
 
 
-def _parser_for(data: DataConfig) -> beam.DoFn:
+def _parser_for(data: DataConfig, batch_size: int) -> beam.DoFn:
     base = _glob_base(data.path)
     if data.format == "text":
-        return ParseTextFile(base)
+        return ParseTextFile(base, batch_size)
     if data.format == "jsonl":
-        return ParseJsonLinesFile(base, data)
+        return ParseJsonLinesFile(base, data, batch_size)
     if data.format == "parquet":
-        return ParseParquetFile(base, data)
-    return ParseDelimitedFile(base, data)
+        return ParseParquetFile(base, data, batch_size)
+    return ParseDelimitedFile(base, data, batch_size)
 
 
 def _match_or_fail(pattern: str, key: str) -> list[str]:
@@ -146,42 +153,47 @@ def _undecodable(line: str) -> Optional[int]:
 class _LineParser(beam.DoFn):
     """Streams a file's lines, rejecting undecodable and empty ones; subclasses parse the rest."""
 
-    def __init__(self, base: str, header: bool = False):
+    def __init__(self, base: str, batch_size: int, header: bool = False):
         self._base = base
+        self._batch_size = batch_size
         self._header = header
         self._rows_in = beam.metrics.Metrics.counter("read", "rows_in")
         self._rejected = beam.metrics.Metrics.counter("read", "rows_rejected")
 
     def process(self, readable_file: fileio.ReadableFile) -> Iterator[Any]:
+        yield from in_batches(self._parse_file(readable_file), self._batch_size)
+
+    def _parse_file(self, readable_file: fileio.ReadableFile) -> Iterator[Any]:
         name = _relative_name(readable_file.metadata.path, self._base)
+        rows_in = rejected = 0
         with readable_file.open() as stream:
-            lines = open_text(stream)
-            for line_no, line in enumerate(lines, start=1):
+            for line_no, line in enumerate(open_text(stream), start=1):
                 line = line.rstrip("\n")
                 if self._header and line_no == 1:
                     self.parse_header(name, line)
                     continue
-                self._rows_in.inc()
-                for out in self._parse_checked(name, line_no, line):
-                    if isinstance(out, beam.pvalue.TaggedOutput):
-                        self._rejected.inc()
-                    yield out
+                rows_in += 1
+                out = self._parse_checked(name, line_no, line)
+                if isinstance(out, beam.pvalue.TaggedOutput):
+                    rejected += 1
+                yield out
+        self._rows_in.inc(rows_in)
+        self._rejected.inc(rejected)
 
-    def _parse_checked(self, name: str, line_no: int, line: str) -> Iterator[Any]:
+    def _parse_checked(self, name: str, line_no: int, line: str) -> Any:
         row_id = f"{name}:{line_no}"
         bad = _undecodable(line)
         if bad is not None:
-            yield _reject(row_id, line, "undecodable", f"bytes that are not UTF-8 at character {bad}")
-        elif not line.strip():
-            yield _reject(row_id, line, "empty_line")
-        else:
-            yield from self.parse_line(name, line_no, row_id, line)
+            return _reject(row_id, line, "undecodable", f"bytes that are not UTF-8 at character {bad}")
+        if not line.strip():
+            return _reject(row_id, line, "empty_line")
+        return self.parse_line(name, line_no, row_id, line)
 
     def parse_header(self, name: str, line: str) -> None:
         """Reads the header line of a file that has one."""
 
-    def parse_line(self, name: str, line_no: int, row_id: str, line: str) -> Iterator[Any]:
-        """Rows (or rejections) of one decoded, non-empty line."""
+    def parse_line(self, name: str, line_no: int, row_id: str, line: str) -> Any:
+        """The Row (or tagged rejection) of one decoded, non-empty line."""
         raise NotImplementedError
 
 
@@ -193,25 +205,21 @@ class ParseTextFile(_LineParser):
     """Plain text: one item per line."""
 
     def parse_line(self, name, line_no, row_id, line):
-        yield Row(id=row_id, text=line)
+        return Row(id=row_id, text=line)
 
 
 class _ColumnPicker:
     """Pulls the configured text/target/label/id columns out of a parsed record."""
 
     def __init__(self, data: DataConfig):
-        self.text = data.text_column
-        self.target = data.target_column
-        self.label = data.label_column
-        self.id = data.id_column
+        roles = {"text": data.text_column, "target": data.target_column,
+                 "label": data.label_column, "id": data.id_column}
+        self._columns = [(role, column) for role, column in roles.items() if column is not None]
 
     def row(self, default_id: str, record: Any, raw: Any) -> Any:
         """A Row, or a rejection naming the first missing or non-text column."""
         values = {}
-        for role in ("text", "target", "label", "id"):
-            column = getattr(self, role)
-            if column is None:
-                continue
+        for role, column in self._columns:
             try:
                 value = record[column]
             except (KeyError, IndexError):
@@ -241,11 +249,11 @@ class ParseDelimitedFile(_LineParser):
     (stray tabs in EMOJISET-style files); extra trailing columns are ignored.
     """
 
-    def __init__(self, base: str, data: DataConfig):
+    def __init__(self, base: str, data: DataConfig, batch_size: int):
         if data.format == "anki":
             data = DataConfig(format="anki", path=data.path, text_column=0, target_column=1,
                               header=False, delimiter="\t", quoting="none")
-        super().__init__(base, header=data.header)
+        super().__init__(base, batch_size, header=data.header)
         self._delimiter = _delimiter(data)
         self._quoting = csv.QUOTE_NONE if data.quoting == "none" else csv.QUOTE_MINIMAL
         self._columns = _ColumnPicker(data)
@@ -271,47 +279,47 @@ class ParseDelimitedFile(_LineParser):
         try:
             fields = self._fields(line)
         except csv.Error as e:
-            yield _reject(row_id, line, "malformed_csv", str(e))
-            return
+            return _reject(row_id, line, "malformed_csv", str(e))
         if self._header:
             header = self._header_of.get(name, {})
             record = {column: fields[i] for column, i in header.items() if i < len(fields)}
         else:
             record = fields
-        yield self._columns.row(row_id, record, line)
+        return self._columns.row(row_id, record, line)
 
 
 class ParseJsonLinesFile(_LineParser):
     """JSON Lines: one object per line, columns are keys."""
 
-    def __init__(self, base: str, data: DataConfig):
-        super().__init__(base)
+    def __init__(self, base: str, data: DataConfig, batch_size: int):
+        super().__init__(base, batch_size)
         self._columns = _ColumnPicker(data)
 
     def parse_line(self, name, line_no, row_id, line):
         try:
             record = json.loads(line)
         except ValueError as e:
-            yield _reject(row_id, line, "malformed_json", str(e))
-            return
+            return _reject(row_id, line, "malformed_json", str(e))
         if not isinstance(record, dict):
-            yield _reject(row_id, line, "malformed_json", f"expected an object, got {type(record).__name__}")
-            return
-        yield self._columns.row(row_id, record, line)
+            return _reject(row_id, line, "malformed_json", f"expected an object, got {type(record).__name__}")
+        return self._columns.row(row_id, record, line)
 
 
 class ParseParquetFile(beam.DoFn):
     """Parquet, streamed one record batch at a time; ids are ``<file>:<row>`` (1-based)."""
 
-    def __init__(self, base: str, data: DataConfig, batch_rows: int = 8192):
+    def __init__(self, base: str, data: DataConfig, batch_size: int):
         self._base = base
         self._columns = _ColumnPicker(data)
         self._wanted = [c for c in (data.text_column, data.target_column, data.label_column, data.id_column)
                         if c is not None]
-        self._batch_rows = batch_rows
+        self._batch_size = batch_size
         self._rows_in = beam.metrics.Metrics.counter("read", "rows_in")
 
     def process(self, readable_file: fileio.ReadableFile):
+        yield from in_batches(self._parse_file(readable_file), self._batch_size)
+
+    def _parse_file(self, readable_file: fileio.ReadableFile):
         import pyarrow.parquet as pq
 
         name = _relative_name(readable_file.metadata.path, self._base)
@@ -321,7 +329,7 @@ class ParseParquetFile(beam.DoFn):
             present = set(parquet.schema_arrow.names)
             columns = [c for c in self._wanted if c in present]
             row_no = 0
-            for batch in parquet.iter_batches(batch_size=self._batch_rows, columns=columns):
+            for batch in parquet.iter_batches(batch_size=self._batch_size, columns=columns):
                 for record in batch.to_pylist():
                     row_no += 1
                     self._rows_in.inc()
@@ -331,10 +339,14 @@ class ParseParquetFile(beam.DoFn):
 class ParseAlignedFiles(beam.DoFn):
     """Two files, line i of the target translating line i of the source."""
 
-    def __init__(self):
+    def __init__(self, batch_size: int):
+        self._batch_size = batch_size
         self._rows_in = beam.metrics.Metrics.counter("read", "rows_in")
 
     def process(self, paths: tuple[str, str]):
+        yield from in_batches(self._parse_pair(paths), self._batch_size)
+
+    def _parse_pair(self, paths: tuple[str, str]):
         source_path, target_path = paths
         name = posixpath.basename(source_path)
         with FileSystems.open(source_path) as source, FileSystems.open(target_path) as target:

@@ -13,7 +13,7 @@ import apache_beam as beam
 
 from seqbeam.pipelines.config import GeneratorConfig
 from seqbeam.transforms.date_generator import generate_dates
-from seqbeam.transforms.records import Row
+from seqbeam.transforms.records import Row, in_batches
 from seqbeam.transforms.reber_generator import generate_reber
 
 
@@ -39,11 +39,12 @@ def generate_shard(config: GeneratorConfig, shard: int) -> Iterator[Row]:
 
 
 class GenerateRows(beam.PTransform):
-    """A generated corpus as a PCollection of Rows, shards spread over the workers."""
+    """A generated corpus as a PCollection of lists of Rows, shards spread over the workers."""
 
-    def __init__(self, config: GeneratorConfig):
+    def __init__(self, config: GeneratorConfig, batch_size: int = 1024):
         super().__init__()
         self._config = config
+        self._batch_size = batch_size
 
     def expand(self, pbegin):
         num_shards = -(-self._config.num_rows // self._config.rows_per_shard)
@@ -51,5 +52,7 @@ class GenerateRows(beam.PTransform):
             pbegin
             | "ShardIndices" >> beam.Create(range(num_shards))
             | "SpreadShards" >> beam.Reshuffle()
-            | "Generate" >> beam.FlatMap(lambda shard, config: generate_shard(config, shard), self._config)
+            | "Generate"
+            >> beam.FlatMap(lambda shard, config, size: in_batches(generate_shard(config, shard), size),
+                            self._config, self._batch_size)
         )
