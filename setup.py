@@ -16,6 +16,7 @@ _INSTALL_REQUIRES = [
     "tensorflow>=2.21,<2.22",
     "tensorflow-text>=2.21,<2.22",
     "keras>=3.10,<4",
+    "tensorboard>=2.20,<3",  # the training job's logs (tf.summary needs it)
     "numpy>=1.26,<3",
     "pyarrow>=14,<26",
     "gcsfs>=2024.2",

@@ -1,6 +1,7 @@
 """The ``seqbeam`` command line.
 
     seqbeam preprocess --config configs/<task>.yaml [--set key=value ...] [Beam flags]
+    seqbeam train --config configs/<task>.yaml [--set key=value ...] [--no-export]
     seqbeam generate {dates,reber} -n N -o PATH [--seed S]
 
 Beam flags (``--runner``, ``--direct_running_mode``, ``--project``, ``--temp_location``,
@@ -16,7 +17,7 @@ from typing import Optional, Sequence
 
 from seqbeam.pipelines.config import ConfigError
 
-_COMMANDS = ("preprocess", "generate")
+_COMMANDS = ("preprocess", "train", "generate")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -33,6 +34,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from seqbeam.pipelines import preprocess
 
             preprocess.run(rest)
+        elif command == "train":
+            from seqbeam.pipelines import train
+
+            train.run(rest)
         else:
             from seqbeam.pipelines import generate
 

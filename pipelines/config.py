@@ -127,12 +127,64 @@ class PreprocessConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Which model family a task trains, and its sizes."""
+
+    family: Literal["emojifier_v1", "emojifier_v2", "grammar", "char_lm", "seq2seq"]
+    embedding_dim: int = 50
+    # LSTM/GRU width (V2, grammar classifier, char LM, seq2seq encoder and decoder).
+    units: int = 128
+    dropout: float = 0.5
+    # Grammar classifier only.
+    cell: Literal["gru", "lstm"] = "gru"
+    # Seq2seq only.
+    bidirectional: bool = False
+    attention: bool = True
+    # Emojifiers only: GloVe / word2vec / fastText text file (local or gs://); "" = train from scratch.
+    pretrained_vectors: str = ""
+    trainable_embeddings: bool = True
+    oov_init: Literal["zeros", "uniform", "normal"] = "normal"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """How the exported model decodes or samples (seq2seq, LM) when serving."""
+
+    decode: Literal["greedy", "beam"] = "greedy"
+    beam_width: int = 4
+    # GNMT length normalisation exponent; 0 ranks beams by their summed log-probability.
+    length_penalty: float = 0.6
+    # LM sampling.
+    temperature: float = 1.0
+    top_k: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Settings of the training job."""
+
+    model: ModelConfig
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    # Gradient-norm clipping (0 = none): the char LM's classic exploding-gradient guard.
+    clipnorm: float = 0.0
+    # Epochs without a better validation loss before stopping (0 = never stop early).
+    early_stopping_patience: int = 5
+    seed: int = 0
+    shuffle_buffer: int = 10_000
+    export: ExportConfig = ExportConfig()
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
-    """A whole task: data + tokenizer + preprocessing settings, read by every job."""
+    """A whole task: data + tokenizer + preprocessing + training settings, read by every job."""
 
     task: TaskConfig
     data: DataConfig
     preprocess: PreprocessConfig = PreprocessConfig()
+    # Required by the training job only.
+    train: Union[TrainConfig, None] = None
     # Outputs go to <output_dir>/<task.name>/; local path or gs://.
     output_dir: str = "runs"
 
@@ -339,6 +391,8 @@ def _check_semantics(config: Config, source: str) -> None:
         fail("preprocess.max_target_length", f"must hold <start>/<end> and a token, got {pre.max_target_length}")
     if pre.num_shards < 0:
         fail("preprocess.num_shards", f"must be 0 (one file per bundle) or more, got {pre.num_shards}")
+    if config.train is not None:
+        _check_train(config, fail)
     splits = pre.splits
     for name in ("train", "valid", "test"):
         if not 0.0 <= getattr(splits, name) <= 1.0:
@@ -347,3 +401,43 @@ def _check_semantics(config: Config, source: str) -> None:
         fail("preprocess.splits", "train + valid + test must sum to 1")
     if splits.train == 0.0:
         fail("preprocess.splits.train", "the vocabulary is built from the train split: it cannot be empty")
+
+
+_FAMILIES_OF_KIND = {
+    "classifier": ("emojifier_v1", "emojifier_v2", "grammar"),
+    "seq2seq": ("seq2seq",),
+    "lm": ("char_lm",),
+}
+
+
+def _check_train(config: Config, fail) -> None:
+    """Checks of the ``train`` section."""
+    train, model = config.train, config.train.model
+    if model.family not in _FAMILIES_OF_KIND[config.task.kind]:
+        fail("train.model.family", f"{model.family!r} cannot train a {config.task.kind} task "
+             f"(use one of {', '.join(_FAMILIES_OF_KIND[config.task.kind])})")
+    if model.family == "grammar" and config.task.num_classes != 2:
+        fail("train.model.family", "the grammar classifier is binary: task.classes needs exactly 2 entries")
+    if model.pretrained_vectors and model.family not in ("emojifier_v1", "emojifier_v2"):
+        fail("train.model.pretrained_vectors", "only the emojifiers take pretrained word vectors")
+    for name in ("embedding_dim", "units"):
+        if getattr(model, name) < 1:
+            fail(f"train.model.{name}", f"must be positive, got {getattr(model, name)}")
+    if not 0.0 <= model.dropout < 1.0:
+        fail("train.model.dropout", f"must lie in [0, 1), got {model.dropout}")
+    for name in ("epochs", "batch_size", "shuffle_buffer"):
+        if getattr(train, name) < 1:
+            fail(f"train.{name}", f"must be positive, got {getattr(train, name)}")
+    if train.learning_rate <= 0:
+        fail("train.learning_rate", f"must be positive, got {train.learning_rate}")
+    if train.clipnorm < 0:
+        fail("train.clipnorm", f"must be 0 (off) or positive, got {train.clipnorm}")
+    if train.early_stopping_patience < 0:
+        fail("train.early_stopping_patience", "must be 0 (off) or positive")
+    export = train.export
+    if export.beam_width < 1:
+        fail("train.export.beam_width", f"must be positive, got {export.beam_width}")
+    if export.temperature <= 0:
+        fail("train.export.temperature", f"must be positive, got {export.temperature}")
+    if export.top_k < 0:
+        fail("train.export.top_k", f"must be 0 (off) or positive, got {export.top_k}")

@@ -28,10 +28,10 @@ from seqbeam.transforms.vocabulary import END_ID, START_ID, Vocabulary
 class TokenIds(tf.Module):
     """Raw strings -> ragged token ids: the task tokenizer followed by a vocabulary lookup."""
 
-    def __init__(self, tokenizer: TextTokenizer, vocabulary: Vocabulary):
+    def __init__(self, tokenizer: TextTokenizer, vocabulary: Vocabulary, vocab_file: str = ""):
         super().__init__()
         self.tokenizer = tokenizer
-        self.table = vocabulary.lookup_table()
+        self.table = vocabulary.lookup_table(vocab_file)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def __call__(self, texts: tf.Tensor) -> tf.RaggedTensor:

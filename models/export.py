@@ -1,0 +1,125 @@
+"""SavedModel export: a serving signature on RAW strings, tokenization inside the graph.
+
+The exported module holds the Keras model, the task tokenizer and the vocabulary tables
+(initialised from the vocab files, which the SavedModel carries as assets), so nothing
+outside it is needed to serve it: ``tf.saved_model.load(path)`` after
+``import tensorflow_text`` and ``.signatures["serving_default"](text=...)``.
+
+Outputs (DESIGN.md): classifiers -> ``label``, ``probabilities``, ``probability`` and,
+with class names, ``emoji``; binary classifiers -> ``label``, ``probability``; language
+models -> ``text``, ``score`` from a batch of prompts (empty prompt = a fresh name).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import posixpath
+import time
+
+import keras
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the tokenizer's ops for the export)
+
+from seqbeam.pipelines.config import Config
+from seqbeam.transforms.encode import TokenIds, pad
+from seqbeam.transforms.tokenizer import TextTokenizer
+from seqbeam.transforms.vocabulary import Vocabulary
+
+_TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
+
+
+class ClassifierServing(tf.Module):
+    """Raw texts -> class probabilities, label and class name."""
+
+    def __init__(self, model: keras.Model, token_ids: TokenIds, max_length: int, classes: list[str]):
+        super().__init__()
+        self.model = model
+        self.token_ids = token_ids
+        self.max_length = max_length
+        self.classes = tf.constant(classes, dtype=tf.string)
+        self.binary = model.output_shape[-1] == 1
+
+    @tf.function(input_signature=[_TEXT_SPEC])
+    def serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The serving signature."""
+        probabilities = self.model(pad(self.token_ids(text), self.max_length), training=False)
+        if self.binary:
+            probability = probabilities[:, 0]
+            return {"label": tf.cast(probability >= 0.5, tf.int64), "probability": probability}
+        label = tf.argmax(probabilities, axis=-1)
+        return {"label": label, "probabilities": probabilities,
+                "probability": tf.reduce_max(probabilities, axis=-1), "emoji": tf.gather(self.classes, label)}
+
+
+class LanguageModelServing(tf.Module):
+    """Prompts -> sampled continuations (``text``: prompt + sample) and their log-probability."""
+
+    def __init__(self, sampler, tokenizer: TextTokenizer, token_ids: TokenIds, tokens: tuple[str, ...],
+                 temperature: float, top_k: int, seed: int):
+        super().__init__()
+        self.sampler = sampler
+        self.tokenizer = tokenizer
+        self.token_ids = token_ids
+        self.tokens = tf.constant(tokens, dtype=tf.string)
+        self.temperature = temperature
+        self.top_k = top_k
+        self.seed = seed
+
+    @tf.function(input_signature=[_TEXT_SPEC])
+    def serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The serving signature: a new seed per call, so repeated calls give new names."""
+        prompts = self.token_ids(text)
+        seed = tf.stack([tf.constant(self.seed, tf.int32),
+                         tf.cast(tf.timestamp() * 1e6 % 2**31, tf.int32)])
+        ids, log_prob = self.sampler.sample(prompts, tf.constant(self.temperature, tf.float32),
+                                            tf.constant(self.top_k, tf.int32), seed)
+        # Ids 0-3 are <pad>/<unk>/<start>/<end>: only real characters make the name.
+        sampled = tf.strings.reduce_join(tf.where(ids > 3, tf.gather(self.tokens, ids), ""), axis=-1)
+        return {"text": self.tokenizer.normalize(text) + sampled, "score": log_prob}
+
+
+def build_serving_module(config: Config, model: keras.Model, metadata: dict, data_dir: str) -> tf.Module:
+    """The tf.Module whose ``serve`` function becomes the SavedModel's serving signature."""
+    tokenizer = TextTokenizer.from_config(config.preprocess.tokenizer)
+    family = config.train.model.family
+    if family in ("emojifier_v1", "emojifier_v2", "grammar"):
+        token_ids = _token_ids(tokenizer, data_dir, metadata, "tokens")
+        return ClassifierServing(model, token_ids, metadata["max_lengths"]["tokens"], list(metadata["classes"]))
+    if family == "char_lm":
+        from seqbeam.models.char_lm import CharSampler
+
+        token_ids = _token_ids(tokenizer, data_dir, metadata, "tokens")
+        vocabulary = Vocabulary.load(posixpath.join(data_dir, metadata["vocab_files"]["tokens"]))
+        export = config.train.export
+        return LanguageModelServing(CharSampler(model, metadata["max_lengths"]["tokens"]), tokenizer, token_ids,
+                                    vocabulary.tokens, export.temperature, export.top_k, config.train.seed)
+    raise NotImplementedError(f"export of the {family} family comes with its decoder")
+
+
+def _token_ids(tokenizer: TextTokenizer, data_dir: str, metadata: dict, name: str) -> TokenIds:
+    path = posixpath.join(data_dir, metadata["vocab_files"][name])
+    return TokenIds(tokenizer, Vocabulary.load(path), vocab_file=path)
+
+
+def export_model(config: Config, model: keras.Model, metadata: dict, data_dir: str, metrics: dict) -> str:
+    """Writes ``<task>/model/<version>/`` (SavedModel + model_card.json); returns its path."""
+    version = str(int(time.time()))
+    path = posixpath.join(config.task_dir, "model", version)
+    module = build_serving_module(config, model, metadata, data_dir)
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    card = {
+        "task": config.task.name,
+        "family": config.train.model.family,
+        "config_hash": config.hash,
+        "data_config_hash": metadata["config_hash"],
+        "vocab_sizes": metadata["vocab_sizes"],
+        "max_lengths": metadata["max_lengths"],
+        "classes": metadata["classes"],
+        "metrics": metrics,
+        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "signature": {"inputs": {"text": "string [batch]"}},
+    }
+    with tf.io.gfile.GFile(posixpath.join(path, "model_card.json"), "w") as f:
+        f.write(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    return path
