@@ -36,7 +36,12 @@ class Seq2SeqDecoder(tf.Module):
     ``model`` is a model built by ``build_seq2seq`` (any encoder kind, with or without
     attention); ``max_length`` is the most tokens generated per example, ``<end>`` included
     (the ``target_length`` of the training records is the natural choice). Layers are shared,
-    not copied: the decoder always uses the model's current weights.
+    not copied: the decoder always uses the model's current weights. Keep a reference to
+    the decoder while calling it: a ``tf.function`` method holds its module only weakly, so
+    ``Seq2SeqDecoder(model, n).greedy(x)`` on a temporary fails.
+
+    Export: track the model (or this module) in a ``keras.export.ExportArchive`` and add
+    ``greedy`` / ``beam_search`` as endpoints, or ``tf.saved_model.save`` a module holding it.
     """
 
     def __init__(self, model: keras.Model, max_length: int, name: str | None = None):
@@ -87,7 +92,8 @@ class Seq2SeqDecoder(tf.Module):
             context, _ = self.attention(output[:, None, :], memory, value_mask=mask)
             output = self.attention_combine(self.attention_concat([output, context[:, 0, :]]))
         log_probs = tf.nn.log_softmax(tf.cast(self.logits(output), tf.float32))
-        never = tf.logical_or(tf.equal(tf.range(self.vocab_size), PAD_ID), tf.equal(tf.range(self.vocab_size), START_ID))
+        token = tf.range(self.vocab_size)
+        never = tf.logical_or(tf.equal(token, PAD_ID), tf.equal(token, START_ID))
         return tf.where(never[None, :], tf.constant(-float("inf")), log_probs), list(state)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name="source")])
@@ -134,9 +140,13 @@ class Seq2SeqDecoder(tf.Module):
         every beam of every example has finished or at ``max_length``. With ``beam_width`` 1
         this is exactly :meth:`greedy` (same ids, and with ``length_penalty`` 0 the same score).
         """
-        tf.debugging.assert_positive(beam_width, message="beam_width must be positive")
-        tf.debugging.assert_non_negative(length_penalty, message="length_penalty must be >= 0")
-        batch, k, vocab = tf.shape(source)[0], beam_width, self.vocab_size
+        # The checks must gate the values: an assert only orders itself among stateful ops.
+        with tf.control_dependencies([
+            tf.debugging.assert_positive(beam_width, message="beam_width must be positive"),
+            tf.debugging.assert_non_negative(length_penalty, message="length_penalty must be >= 0"),
+        ]):
+            k, length_penalty = tf.identity(beam_width), tf.identity(length_penalty)
+        batch, vocab = tf.shape(source)[0], self.vocab_size
         memory, state, mask = self._encode(source)
         # Beam j of example b is row b * k + j.
         memory = tf.repeat(memory, k, axis=0)

@@ -2,9 +2,10 @@
 
     seqbeam train --config configs/<task>.yaml [--set train.epochs=3 ...] [--no-export]
 
-Distribution comes from the environment: ``TF_CONFIG`` set -> MultiWorkerMirroredStrategy
-(one process per worker, same command everywhere); several local GPUs ->
-MirroredStrategy; otherwise the default strategy. ``BackupAndRestore`` keeps the training
+Distribution comes from the environment: several local GPUs -> MirroredStrategy;
+otherwise the default strategy. ``TF_CONFIG`` (multi-worker) is refused with a clear
+message for now: Keras 3's ``fit`` is broken under MultiWorkerMirroredStrategy
+(keras-team/keras#20585) and the custom distributed loop it needs is not written yet. ``BackupAndRestore`` keeps the training
 state in ``<task>/train/backup``: a killed run, started again with the same command,
 resumes from the last finished epoch. Outputs under ``<task>/train/``: ``logs/``
 (TensorBoard), ``history.json``, ``metrics.json``; the export goes to ``<task>/model/<version>/``.
@@ -18,7 +19,6 @@ import logging
 import math
 import os
 import posixpath
-import tempfile
 import time
 from typing import Optional, Sequence
 
@@ -36,21 +36,17 @@ _LOG = logging.getLogger(__name__)
 def choose_strategy() -> tf.distribute.Strategy:
     """The distribution strategy the environment asks for (see the module docstring)."""
     if os.environ.get("TF_CONFIG"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        # Keras 3's Model.fit does not run under MultiWorkerMirroredStrategy
+        # (keras-team/keras#20585: the first batch is reduced as one nest, then per-replica
+        # metric reductions fail); multi-worker training needs a custom distributed loop.
+        raise NotImplementedError(
+            "TF_CONFIG is set, but multi-worker training is not available yet: Keras 3 Model.fit "
+            "fails under MultiWorkerMirroredStrategy (keras-team/keras#20585). Unset TF_CONFIG to "
+            "train on this machine's devices."
+        )
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def is_chief() -> bool:
-    """True on the worker that writes the shared outputs (the only one without TF_CONFIG)."""
-    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-    if not task:
-        return True
-    cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
-    if "chief" in cluster:
-        return task.get("type") == "chief"
-    return task.get("type") == "worker" and int(task.get("index", 0)) == 0
 
 
 def train_dir(config: Config) -> str:
@@ -58,26 +54,11 @@ def train_dir(config: Config) -> str:
     return join_path(config.task_dir, "train")
 
 
-def _worker_dir(config: Config, name: str) -> str:
-    """Where this worker keeps ``name``: the shared folder on the chief, a private one elsewhere.
-
-    Under MultiWorkerMirroredStrategy every worker saves backups (the save is collective)
-    but only the chief's copy may land in the shared folder.
-    """
-    if is_chief():
-        return join_path(train_dir(config), name)
-    task = json.loads(os.environ["TF_CONFIG"])["task"]
-    return os.path.join(tempfile.gettempdir(), "seqbeam", config.task.name, f"{task['type']}-{task['index']}", name)
-
-
 def datasets(config: Config, metadata: dict, strategy: tf.distribute.Strategy) -> dict:
     """Train/valid/test datasets of (x, y[, weights]) with their steps per pass."""
     train = config.train
     global_batch = train.batch_size * strategy.num_replicas_in_sync
     pairs = training_pairs(config)
-    options = tf.data.Options()
-    # Few shards, several workers: shard by example, not by file.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     out = {}
     for split in ("train", "valid", "test"):
         rows = metadata["rows"][split]
@@ -86,7 +67,7 @@ def datasets(config: Config, metadata: dict, strategy: tf.distribute.Strategy) -
         dataset = make_dataset(
             data_dir(config), split, batch_size=global_batch, shuffle=split == "train", seed=train.seed,
             shuffle_buffer=train.shuffle_buffer, repeat=True, metadata=metadata,
-        ).map(pairs, num_parallel_calls=tf.data.AUTOTUNE).with_options(options)
+        ).map(pairs, num_parallel_calls=tf.data.AUTOTUNE)
         out[split] = (dataset, max(1, math.ceil(rows / global_batch)))
     return out
 
@@ -123,8 +104,8 @@ def run_config(config: Config, export: bool = True) -> dict:
 
     monitor = "val_loss" if "valid" in data else "loss"
     callbacks = [
-        keras.callbacks.BackupAndRestore(_worker_dir(config, "backup")),
-        keras.callbacks.TensorBoard(_worker_dir(config, "logs")),
+        keras.callbacks.BackupAndRestore(join_path(train_dir(config), "backup")),
+        keras.callbacks.TensorBoard(join_path(train_dir(config), "logs")),
         _ProgressLog(train.epochs),
     ]
     if train.early_stopping_patience:
@@ -143,14 +124,13 @@ def run_config(config: Config, export: bool = True) -> dict:
                "examples_per_second": round(train_steps * len(history.history.get("loss", []))
                                             * train.batch_size * strategy.num_replicas_in_sync / max(seconds, 1e-9), 1),
                "metrics": metrics}
-    if is_chief():
-        _write_json(posixpath.join(train_dir(config), "history.json"), history.history)
-        _write_json(posixpath.join(train_dir(config), "metrics.json"), summary)
-        if export:
-            from seqbeam.models.export import export_model
+    _write_json(posixpath.join(train_dir(config), "history.json"), history.history)
+    _write_json(posixpath.join(train_dir(config), "metrics.json"), summary)
+    if export:
+        from seqbeam.models.export import export_model
 
-            summary["model_path"] = export_model(config, model, metadata, data_dir(config), metrics)
-            _LOG.info("exported %s", summary["model_path"])
+        summary["model_path"] = export_model(config, model, metadata, data_dir(config), metrics)
+        _LOG.info("exported %s", summary["model_path"])
     summary["model"] = model
     return summary
 
