@@ -6,7 +6,8 @@ outside it is needed to serve it: ``tf.saved_model.load(path)`` after
 ``import tensorflow_text`` and ``.signatures["serving_default"](text=...)``.
 
 Outputs (DESIGN.md): classifiers -> ``label``, ``probabilities``, ``probability`` and,
-with class names, ``emoji``; binary classifiers -> ``label``, ``probability``; language
+with class names, ``emoji``; binary classifiers -> ``label``, ``probability``; seq2seq
+(translation, dates) -> ``text``, ``score`` (greedy or beam search per config); language
 models -> ``text``, ``score`` from a batch of prompts (empty prompt = a fresh name).
 """
 
@@ -79,6 +80,39 @@ class LanguageModelServing(tf.Module):
         return {"text": self.tokenizer.normalize(text) + sampled, "score": log_prob}
 
 
+class Seq2SeqServing(tf.Module):
+    """Source texts -> decoded target texts (``text``) and their score (``score``).
+
+    The decode mode and beam width come from the task config (``train.export``). Tokens
+    are joined with ``separator``: nothing for char-level tasks (dates), a space for
+    word-level ones (translation, whose punctuation then stands apart: "¿ dónde está ?").
+    """
+
+    def __init__(self, decoder, source_ids: TokenIds, source_length: int, target_tokens: tuple[str, ...],
+                 separator: str, mode: str, beam_width: int, length_penalty: float):
+        super().__init__()
+        self.decoder = decoder
+        self.source_ids = source_ids
+        self.source_length = source_length
+        self.target_tokens = tf.constant(target_tokens, dtype=tf.string)
+        self.separator = separator
+        self.mode = mode
+        self.beam_width = beam_width
+        self.length_penalty = length_penalty
+
+    @tf.function(input_signature=[_TEXT_SPEC])
+    def serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The serving signature."""
+        source = pad(self.source_ids(text), self.source_length)
+        if self.mode == "beam":
+            ids, score = self.decoder.beam_search(source, tf.constant(self.beam_width, tf.int32),
+                                                  tf.constant(self.length_penalty, tf.float32))
+        else:
+            ids, score = self.decoder.greedy(source)
+        tokens = tf.ragged.boolean_mask(tf.gather(self.target_tokens, ids), ids > 3)
+        return {"text": tf.strings.reduce_join(tokens, axis=-1, separator=self.separator), "score": score}
+
+
 def build_serving_module(config: Config, model: keras.Model, metadata: dict, data_dir: str) -> tf.Module:
     """The tf.Module whose ``serve`` function becomes the SavedModel's serving signature."""
     tokenizer = TextTokenizer.from_config(config.preprocess.tokenizer)
@@ -94,7 +128,15 @@ def build_serving_module(config: Config, model: keras.Model, metadata: dict, dat
         export = config.train.export
         return LanguageModelServing(CharSampler(model, metadata["max_lengths"]["tokens"]), tokenizer, token_ids,
                                     vocabulary.tokens, export.temperature, export.top_k, config.train.seed)
-    raise NotImplementedError(f"export of the {family} family comes with its decoder")
+    from seqbeam.models.decoding import Seq2SeqDecoder
+
+    export = config.train.export
+    target = Vocabulary.load(posixpath.join(data_dir, metadata["vocab_files"]["target"]))
+    return Seq2SeqServing(
+        Seq2SeqDecoder(model, metadata["max_lengths"]["target"]),
+        _token_ids(tokenizer, data_dir, metadata, "source"), metadata["max_lengths"]["source"], target.tokens,
+        separator="" if tokenizer.level == "char" else " ", mode=export.decode,
+        beam_width=export.beam_width, length_penalty=export.length_penalty)
 
 
 def _token_ids(tokenizer: TextTokenizer, data_dir: str, metadata: dict, name: str) -> TokenIds:
