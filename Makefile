@@ -21,8 +21,11 @@ demo: $(STAMP)
 	@for task in $(TASKS); do \
 		echo "== preprocess $$task -> $(DEMO_DIR)/$$task/data"; \
 		$(BIN)/seqbeam preprocess --config configs/$$task.yaml --set output_dir=$(DEMO_DIR) || exit 1; \
+		echo "== train and export $$task -> $(DEMO_DIR)/$$task/model"; \
+		$(BIN)/seqbeam train --config configs/$$task.yaml --set output_dir=$(DEMO_DIR) || exit 1; \
 	done
-	@echo "Demo outputs under $(DEMO_DIR)/<task>/data (shards, vocab/, rejected/, metadata.json)."
+	@echo "Demo outputs under $(DEMO_DIR)/<task>/: data/ (shards, vocab/, rejected/, metadata.json),"
+	@echo "train/ (history.json, metrics.json, logs/) and model/<version>/ (SavedModel + model_card.json)."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
