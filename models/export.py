@@ -144,10 +144,14 @@ def _token_ids(tokenizer: TextTokenizer, data_dir: str, metadata: dict, name: st
     return TokenIds(tokenizer, Vocabulary.load(path), vocab_file=path)
 
 
-def export_model(config: Config, model: keras.Model, metadata: dict, data_dir: str, metrics: dict) -> str:
-    """Writes ``<task>/model/<version>/`` (SavedModel + model_card.json); returns its path."""
+def export_model(config: Config, model: keras.Model, metadata: dict, data_dir: str, metrics: dict,
+                 model_root: str = "") -> str:
+    """Writes ``<model_root>/<version>/`` (SavedModel + model_card.json); returns its path.
+
+    ``model_root`` defaults to ``<task>/model``; the version is the export time in seconds.
+    """
     version = str(int(time.time()))
-    path = posixpath.join(config.task_dir, "model", version)
+    path = posixpath.join(model_root or posixpath.join(config.task_dir, "model"), version)
     module = build_serving_module(config, model, metadata, data_dir)
     tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
     card = {

@@ -2,10 +2,13 @@
 
     seqbeam train --config configs/<task>.yaml [--set train.epochs=3 ...] [--no-export]
 
-Distribution comes from the environment: several local GPUs -> MirroredStrategy;
-otherwise the default strategy. ``TF_CONFIG`` (multi-worker) is refused with a clear
-message for now: Keras 3's ``fit`` is broken under MultiWorkerMirroredStrategy
-(keras-team/keras#20585) and the custom distributed loop it needs is not written yet. ``BackupAndRestore`` keeps the training
+Distribution comes from the environment: ``TF_CONFIG`` set -> MultiWorkerMirroredStrategy
+(one process per worker, the same command everywhere); several local GPUs ->
+MirroredStrategy; otherwise the default strategy. Keras 3's ``fit`` does not run under
+MultiWorkerMirroredStrategy (keras-team/keras#20585), so multi-worker jobs train with the
+custom distributed loop of :mod:`seqbeam.models.multiworker` (epoch checkpoints in
+``<task>/train/checkpoints``, which must be storage every worker reads, e.g. gs://; no
+early stopping or TensorBoard there); the others use ``fit``. ``BackupAndRestore`` keeps the training
 state in ``<task>/train/backup``: a killed run, started again with the same command,
 resumes from the last finished epoch. Outputs under ``<task>/train/``: ``logs/``
 (TensorBoard), ``history.json``, ``metrics.json``; the export goes to ``<task>/model/<version>/``.
@@ -19,6 +22,8 @@ import logging
 import math
 import os
 import posixpath
+import shutil
+import tempfile
 import time
 from typing import Optional, Sequence
 
@@ -34,16 +39,13 @@ _LOG = logging.getLogger(__name__)
 
 
 def choose_strategy() -> tf.distribute.Strategy:
-    """The distribution strategy the environment asks for (see the module docstring)."""
+    """The distribution strategy the environment asks for (see the module docstring).
+
+    Call it before any other TensorFlow work: a multi-worker strategy configures the
+    collective ops of the process at start-up.
+    """
     if os.environ.get("TF_CONFIG"):
-        # Keras 3's Model.fit does not run under MultiWorkerMirroredStrategy
-        # (keras-team/keras#20585: the first batch is reduced as one nest, then per-replica
-        # metric reductions fail); multi-worker training needs a custom distributed loop.
-        raise NotImplementedError(
-            "TF_CONFIG is set, but multi-worker training is not available yet: Keras 3 Model.fit "
-            "fails under MultiWorkerMirroredStrategy (keras-team/keras#20585). Unset TF_CONFIG to "
-            "train on this machine's devices."
-        )
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
@@ -92,16 +94,33 @@ def run_config(config: Config, export: bool = True) -> dict:
     """Trains (and exports) the task's model; returns a summary with metrics and paths."""
     if config.train is None:
         raise ConfigError("the training job needs a 'train' section in the config")
-    train = config.train
-    metadata = load_metadata(data_dir(config))
-    keras.utils.set_random_seed(train.seed)
     strategy = choose_strategy()
+    metadata = load_metadata(data_dir(config))
+    keras.utils.set_random_seed(config.train.seed)
     _LOG.info("train %s: %s on %d replica(s), family %s", config.task.name, type(strategy).__name__,
-              strategy.num_replicas_in_sync, train.model.family)
+              strategy.num_replicas_in_sync, config.train.model.family)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        model, history, metrics, summary = _train_multi_worker(config, metadata, strategy)
+    else:
+        model, history, metrics, summary = _train_with_fit(config, metadata, strategy)
+    from seqbeam.models.multiworker import is_chief, tf_config_from_environment
+
+    chief = is_chief(tf_config_from_environment())
+    if chief:
+        _write_json(posixpath.join(train_dir(config), "history.json"), history)
+        _write_json(posixpath.join(train_dir(config), "metrics.json"), summary)
+    if export:
+        summary["model_path"] = _export(config, model, metadata, metrics, chief)
+    summary["model"] = model
+    return summary
+
+
+def _train_with_fit(config: Config, metadata: dict, strategy: tf.distribute.Strategy) -> tuple:
+    """Keras ``fit`` with BackupAndRestore, early stopping and TensorBoard (one machine)."""
+    train = config.train
     data = datasets(config, metadata, strategy)
     with strategy.scope():
         model = build_model(config, metadata, data_dir(config))
-
     monitor = "val_loss" if "valid" in data else "loss"
     callbacks = [
         keras.callbacks.BackupAndRestore(join_path(train_dir(config), "backup")),
@@ -115,24 +134,79 @@ def run_config(config: Config, export: bool = True) -> dict:
     valid_ds, valid_steps = data.get("valid", (None, None))
     started = time.monotonic()
     history = model.fit(train_ds, steps_per_epoch=train_steps, epochs=train.epochs, validation_data=valid_ds,
-                        validation_steps=valid_steps, callbacks=callbacks, verbose=0)
+                        validation_steps=valid_steps, callbacks=callbacks, verbose=0).history
     seconds = time.monotonic() - started
     metrics = {split: model.evaluate(ds, steps=steps, verbose=0, return_dict=True)
                for split, (ds, steps) in data.items() if split != "train"}
-    summary = {"task": config.task.name, "epochs_run": len(history.history.get("loss", [])),
-               "steps": int(model.optimizer.iterations.numpy()), "seconds": round(seconds, 1),
-               "examples_per_second": round(train_steps * len(history.history.get("loss", []))
-                                            * train.batch_size * strategy.num_replicas_in_sync / max(seconds, 1e-9), 1),
-               "metrics": metrics}
-    _write_json(posixpath.join(train_dir(config), "history.json"), history.history)
-    _write_json(posixpath.join(train_dir(config), "metrics.json"), summary)
-    if export:
-        from seqbeam.models.export import export_model
+    summary = _summary(config, strategy, history, metrics, int(model.optimizer.iterations.numpy()),
+                       train_steps, seconds)
+    return model, history, metrics, summary
 
-        summary["model_path"] = export_model(config, model, metadata, data_dir(config), metrics)
-        _LOG.info("exported %s", summary["model_path"])
-    summary["model"] = model
-    return summary
+
+def _train_multi_worker(config: Config, metadata: dict, strategy: tf.distribute.Strategy) -> tuple:
+    """The custom distributed loop: every worker reads its own shard of each split."""
+    from seqbeam.models.multiworker import evaluate_multi_worker, train_multi_worker
+
+    train = config.train
+    global_batch = train.batch_size * strategy.num_replicas_in_sync
+    pairs = training_pairs(config)
+
+    def dataset_fn(split: str):
+        def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            return make_dataset(
+                data_dir(config), split, batch_size=context.get_per_replica_batch_size(global_batch),
+                shuffle=split == "train", seed=train.seed, shuffle_buffer=train.shuffle_buffer, repeat=True,
+                metadata=metadata,
+            ).shard(context.num_input_pipelines, context.input_pipeline_id).map(
+                pairs, num_parallel_calls=tf.data.AUTOTUNE)
+        return make
+
+    steps = {split: max(1, math.ceil(metadata["rows"][split] / global_batch))
+             for split in ("train", "valid", "test") if metadata["rows"][split]}
+    result = train_multi_worker(
+        lambda: build_model(config, metadata, data_dir(config)), dataset_fn("train"), strategy=strategy,
+        epochs=train.epochs, steps_per_epoch=steps["train"],
+        validation=(dataset_fn("valid"), steps["valid"]) if "valid" in steps else None,
+        global_batch_size=global_batch, checkpoint_dir=join_path(train_dir(config), "checkpoints"),
+        log=_LOG,
+    )
+    model = result["model"]
+    metrics = {split: evaluate_multi_worker(model, dataset_fn(split), strategy=strategy, steps=steps[split],
+                                            global_batch_size=global_batch)
+               for split in ("valid", "test") if split in steps}
+    summary = _summary(config, strategy, result["history"], metrics, result["steps"], steps["train"],
+                       result["seconds"])
+    return model, result["history"], metrics, summary
+
+
+def _summary(config: Config, strategy, history: dict, metrics: dict, optimizer_steps: int,
+             steps_per_epoch: int, seconds: float) -> dict:
+    epochs_run = len(history.get("loss", []))
+    examples = steps_per_epoch * epochs_run * config.train.batch_size * strategy.num_replicas_in_sync
+    return {"task": config.task.name, "strategy": type(strategy).__name__,
+            "replicas": strategy.num_replicas_in_sync, "epochs_run": epochs_run, "steps": optimizer_steps,
+            "seconds": round(seconds, 1), "examples_per_second": round(examples / max(seconds, 1e-9), 1),
+            "metrics": metrics}
+
+
+def _export(config: Config, model: keras.Model, metadata: dict, metrics: dict, chief: bool) -> str:
+    """Exports on the chief; other workers export to a temporary folder they delete.
+
+    Under a multi-worker strategy every worker takes part in saving, but only the chief's
+    SavedModel may land in the task folder.
+    """
+    from seqbeam.models.export import export_model
+
+    if chief:
+        path = export_model(config, model, metadata, data_dir(config), metrics)
+        _LOG.info("exported %s", path)
+        return path
+    scratch = tempfile.mkdtemp(prefix="seqbeam-export-")
+    try:
+        export_model(config, model, metadata, data_dir(config), metrics, model_root=scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return ""
 
 
 def _write_json(path: str, payload: dict) -> None:

@@ -1,10 +1,11 @@
-"""The training job end to end: accuracy, export parity, kill and resume."""
+"""The training job end to end: accuracy, export parity, two workers, kill and resume."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -80,6 +81,41 @@ def _write_config(tmp_path, raw: dict) -> str:
 
 def _train_command(config_path: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "seqbeam.pipelines.cli", "train", "--config", config_path, *extra]
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_on_localhost_train_and_only_the_chief_writes(tmp_path):
+    raw = reber_config(str(tmp_path / "out"), num_rows=800, epochs=2, batch_size=16)
+    config = config_from_dict(raw)
+    preprocess.run_config(config, save_main_session=False)
+    config_path = _write_config(tmp_path, raw)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen(_train_command(config_path), env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True))
+    try:
+        outputs = [worker.communicate(timeout=240)[0] for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    assert [w.returncode for w in workers] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert all("on 2 replica(s)" in out for out in outputs)
+    metrics = json.load(open(os.path.join(train.train_dir(config), "metrics.json")))
+    assert metrics["replicas"] == 2 and metrics["epochs_run"] == 2
+    assert metrics["steps"] == 2 * -(-config_rows(config) // 32)  # global batch: 2 workers x 16
+    assert len(os.listdir(os.path.join(config.task_dir, "model"))) == 1  # the chief alone exports
 
 
 def test_a_killed_run_resumes_from_its_backup_to_the_same_step_count(tmp_path):
