@@ -12,8 +12,11 @@ dir, epochs, paths), on Beam's local runner, in this one process:
    training summary's ``examples_per_second`` (steps x batch size / ``fit`` seconds, first
    epoch's tracing and every epoch's validation included); ``ex/s after epoch 1`` is the
    same count over the epochs after the first (from the job's per-epoch log), closer to the
-   steady state. 1 worker only: multi-worker training is not available yet (the training
-   job refuses ``TF_CONFIG``).
+   steady state. Then the same training with 2 workers on localhost (two ``seqbeam train``
+   processes with ``TF_CONFIG``, MultiWorkerMirroredStrategy, the custom distributed loop;
+   ``--no-two-workers`` skips it): its examples/s from the chief's ``metrics.json``. On a
+   2-core machine both workers share the same cores: the figure shows the loop's overhead,
+   not a speed-up.
 2. ``dates``: the date normalizer end to end: generate + preprocess ``--dates-rows`` dates
    (``configs/dates.yaml`` settings: seed, shards, noise rate, model, early stopping), train
    ``--dates-epochs`` epochs, export, regenerate the held-out test split's raw strings from
@@ -91,7 +94,7 @@ DEFAULTS = {
 }
 SERVE_BATCH = 1024
 NAME_EXAMPLES = 20
-ONE_WORKER = "1 worker only (multi-worker training is not available yet: the training job refuses TF_CONFIG)"
+TWO_WORKERS = "2 workers: two processes on this machine sharing its cores (MultiWorkerMirroredStrategy)"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -226,7 +229,7 @@ def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set
 
 def run_throughput(args, workdir: str) -> list[dict]:
     print(f"\n## 1. Training throughput ({args.throughput_epochs} epoch(s) per task, early stopping off, "
-          f"no export; 1 worker only)", flush=True)
+          f"no export; 1 worker, then 2 workers on localhost)", flush=True)
     results = []
     for label, config_file, extra in THROUGHPUT_TASKS:
         overrides = [*extra, f"output_dir={_q(os.path.join(workdir, 'throughput', label.replace(' ', '_')))}",
@@ -246,22 +249,64 @@ def run_throughput(args, workdir: str) -> list[dict]:
             "epochs_run": summary["epochs_run"], "steps": summary["steps"], "fit_seconds": summary["seconds"],
             "examples_per_second": summary["examples_per_second"], "examples_per_second_after_epoch_1": steady,
             "epoch_seconds": run["epoch_seconds"], "preprocess_seconds": run["stages"]["preprocess"],
-            "train_seconds": run["stages"]["train"], "metrics": summary["metrics"], "workers": 1,
+            "train_seconds": run["stages"]["train"], "metrics": summary["metrics"],
+            "examples_per_second_2_workers": two_worker_rate(config, workdir) if args.two_workers else None,
         }
         results.append(result)
         print(f"  {label:9s} {result['train_rows']:>7,} train rows x {result['epochs_run']} epoch(s): "
               f"fit {result['fit_seconds']:6.1f} s, {result['examples_per_second']:>9,.1f} examples/s"
               + (f" ({steady:,.0f}/s after epoch 1)" if steady else "")
-              + f"  [preprocess {result['preprocess_seconds']:.1f} s]", flush=True)
+              + f"  [preprocess {result['preprocess_seconds']:.1f} s]"
+              + (f"; 2 workers {result['examples_per_second_2_workers']:,.1f} examples/s"
+                 if result["examples_per_second_2_workers"] else ""), flush=True)
     rows = [[r["task"], r["family"], f"{r['train_rows']:,}", str(r["batch_size"]), str(r["epochs_run"]),
              f"{r['fit_seconds']:.1f}", f"{r['examples_per_second']:,.1f}",
-             "n/a" if r["examples_per_second_after_epoch_1"] is None else f"{r['examples_per_second_after_epoch_1']:,.0f}"]
+             "n/a" if r["examples_per_second_after_epoch_1"] is None else f"{r['examples_per_second_after_epoch_1']:,.0f}",
+             "n/a" if r["examples_per_second_2_workers"] is None else f"{r['examples_per_second_2_workers']:,.1f}"]
             for r in results]
-    header = ["task", "family", "train rows", "batch", "epochs", "fit s", "examples/s", "ex/s after epoch 1"]
+    header = ["task", "family", "train rows", "batch", "epochs", "fit s", "examples/s", "ex/s after epoch 1",
+              "2 workers ex/s"]
     print()
-    print(_text_table(header, rows, right={2, 3, 4, 5, 6, 7}))
-    print(f"workers: {ONE_WORKER}")
+    print(_text_table(header, rows, right={2, 3, 4, 5, 6, 7, 8}))
+    print(f"workers: {TWO_WORKERS}")
     return results
+
+
+def two_worker_rate(config, workdir: str) -> Optional[float]:
+    """examples/s of the same training run by two worker processes on localhost (None if it failed)."""
+    import socket
+    import subprocess
+    import yaml
+
+    raw = config.to_dict()
+    raw["output_dir"] = os.path.join(config.output_dir, "two_workers")
+    os.makedirs(os.path.join(raw["output_dir"], config.task.name), exist_ok=True)
+    shutil.copytree(os.path.join(config.task_dir, "data"), os.path.join(raw["output_dir"], config.task.name, "data"),
+                    dirs_exist_ok=True)
+    config_path = os.path.join(workdir, f"two_workers_{config.task.name}.yaml")
+    with open(config_path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(raw, f, allow_unicode=True)
+    sockets = [socket.socket() for _ in range(2)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    cluster = {"worker": [f"127.0.0.1:{sock.getsockname()[1]}" for sock in sockets]}
+    for sock in sockets:
+        sock.close()
+    workers = [subprocess.Popen(
+        [sys.executable, "-m", "seqbeam.pipelines.cli", "train", "--config", config_path, "--no-export"],
+        env={**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    try:
+        errors = [worker.communicate(timeout=1800)[1] for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    if any(worker.returncode for worker in workers):
+        print(f"  2 workers failed: {errors[0][-500:]}", flush=True)
+        return None
+    metrics_path = os.path.join(raw["output_dir"], config.task.name, "train", "metrics.json")
+    with open(metrics_path, encoding="utf-8") as f:
+        return json.load(f)["examples_per_second"]
 
 
 # --------------------------------------------------------------------------- 2. dates
@@ -304,7 +349,7 @@ def run_dates(args, workdir: str) -> dict:
     from seqbeam.transforms.date_generator import FORMATS
 
     print(f"\n## 2. Date normalizer end to end ({args.dates_rows:,} generated dates, configs/dates.yaml settings, "
-          f"{args.dates_epochs} epoch(s); 1 worker only)", flush=True)
+          f"{args.dates_epochs} epoch(s); 1 worker)", flush=True)
     config = load_task("dates.yaml", [f"output_dir={_q(os.path.join(workdir, 'dates'))}",
                                       f"data.generator.num_rows={args.dates_rows}",
                                       f"train.epochs={args.dates_epochs}"])
@@ -481,7 +526,8 @@ def headline_rows(results: dict) -> list[list[str]]:
         steady = r["examples_per_second_after_epoch_1"]
         rows.append(["throughput", f"{r['task']} examples/s ({r['epochs_run']} ep.)",
                      f"{r['examples_per_second']:,.1f}" + (f" ({steady:,.0f} after ep. 1)" if steady else ""),
-                     "1 worker only"])
+                     "1 worker" + (f"; 2 workers {r['examples_per_second_2_workers']:,.1f}"
+                                   if r.get("examples_per_second_2_workers") else "")])
     dates = results.get("dates")
     if dates:
         o = dates["overall"]
@@ -543,6 +589,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="where outputs go (default: a temporary folder, deleted at the end; a given one is kept)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON here")
     parser.add_argument("--verbose", action="store_true", help="show the jobs' INFO logs (per-epoch lines)")
+    parser.add_argument("--no-two-workers", dest="two_workers", action="store_false",
+                        help="throughput: skip the 2-worker runs")
     args = parser.parse_args(argv)
     for name, (full, quick) in DEFAULTS.items():
         if getattr(args, name) is None:
@@ -564,7 +612,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.getLogger("seqbeam").setLevel(logging.INFO)  # the per-epoch lines feed EpochLog
     warnings.filterwarnings("ignore", category=UserWarning, module=r"keras(\.|$)")
     if os.environ.pop("TF_CONFIG", None):
-        print("note: TF_CONFIG was set and is ignored here: multi-worker training is not available yet")
+        print("note: TF_CONFIG was set and is ignored here: the benchmark starts its own workers")
 
     temporary = args.workdir is None
     workdir = tempfile.mkdtemp(prefix="seqbeam-train-bench-") if temporary else os.path.abspath(args.workdir)
@@ -578,7 +626,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"sections {', '.join(args.sections)}")
     print(f"tensorflow {tf.__version__}, keras {keras.__version__}, python {platform.python_version()}, "
           f"{psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, "
-          f"GPUs {len(tf.config.list_physical_devices('GPU'))}; {ONE_WORKER}; workdir {workdir}", flush=True)
+          f"GPUs {len(tf.config.list_physical_devices('GPU'))}; {TWO_WORKERS}; workdir {workdir}", flush=True)
     results: dict[str, Any] = {}
     runners = {"throughput": run_throughput, "dates": run_dates, "kfold": run_kfold, "names": run_names}
     started_all = time.perf_counter()
@@ -595,7 +643,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print("\n## Headline figures\n")
     print(_md_table(["section", "figure", "value", "reference / target"], headline_rows(results),
                     ["---", "---", "---:", "---"]))
-    print(f"\nWorkers: {ONE_WORKER}.")
+    print(f"\nWorkers: throughput with 1 worker and with {TWO_WORKERS}; other sections 1 worker.")
     print(f"(benchmark wall time {time.perf_counter() - started_all:.0f} s)")
     if args.json:
         payload = {"results": results, "quick": args.quick,
