@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from seqbeam.models.inputs import load_metadata
 from seqbeam.pipelines.config import Config, join_path, load_config
 from seqbeam.pipelines.runners import pipeline_options
 from seqbeam.transforms.encode import EncodeBatches
@@ -32,7 +33,6 @@ from seqbeam.transforms.sinks import (
     WriteRejected,
     WriteSplits,
     build_metadata,
-    read_metadata,
     write_json,
     write_text,
     write_vocabulary,
@@ -203,9 +203,7 @@ def run_config(config: Config, beam_args: Sequence[str] = (), save_main_session:
     pipeline = test_pipeline or beam.Pipeline(options=options)
     build_pipeline(pipeline, config)
     pipeline.run().wait_until_finish()
-    metadata = read_metadata(config.task_dir)
-    if metadata is None:
-        raise RuntimeError(f"preprocessing finished without writing {data_dir(config)}/metadata.json")
+    metadata = load_metadata(data_dir(config))
     rows = metadata["rows"]
     _LOG.info(
         "preprocess %s done in %.1fs: %d rows in, %d train / %d valid / %d test, %d rejected, %d truncated",

@@ -1,6 +1,5 @@
 """tf.data over the preprocessing outputs: shapes from metadata.json, every row once."""
 
-import os
 
 import numpy as np
 import pytest

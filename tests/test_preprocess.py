@@ -136,7 +136,7 @@ def test_generated_dates_decode_back_to_their_iso_targets(tmp_path, make_config)
     for row in rows:
         example = expected[row["id"]]
         assert decode(row["target_out"], target_vocab) == example.iso
-        if set(row["source"]) <= set(range(len(source_vocab))) and 1 not in row["source"]:
+        if 1 not in row["source"]:  # a char unseen in train would decode as <unk>
             assert decode(row["source"], source_vocab) == "".join(tokenizer.tokenize_to_lists([example.raw])[0])
 
 

@@ -78,10 +78,6 @@ class RowBatch:
         """Row ``index`` of the batch."""
         return Row(self.ids[index], self.texts[index], self.targets[index], self.labels[index], self.splits[index])
 
-    def rows(self) -> Iterator[Row]:
-        """The rows back, in order."""
-        return (Row(*values) for values in zip(self.ids, self.texts, self.targets, self.labels, self.splits))
-
 
 def rejection(row_id: str, raw: Any, stage: str, code: str, detail: str = "") -> dict:
     """A rejected record: ``reason`` is ``code`` (stable, counted) plus a human detail.

@@ -7,7 +7,7 @@ import datetime
 import io
 import json
 import logging
-from typing import Iterable, Mapping, Optional
+from typing import Iterable, Mapping
 
 import apache_beam as beam
 from apache_beam.io import filebasedsink
@@ -176,12 +176,3 @@ def write_text(text: str, path: str) -> str:
 
 def _basename(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
-
-
-def read_metadata(task_dir: str) -> Optional[dict]:
-    """The metadata.json of a preprocessed task, or None when there is none."""
-    path = join_path(task_dir, "data", "metadata.json")
-    if not FileSystems.exists(path):
-        return None
-    with FileSystems.open(path) as f:
-        return json.loads(f.read().decode("utf-8"))
