@@ -23,15 +23,20 @@ demo: $(STAMP)
 		$(BIN)/seqbeam preprocess --config configs/$$task.yaml --set output_dir=$(DEMO_DIR) || exit 1; \
 		echo "== train and export $$task -> $(DEMO_DIR)/$$task/model"; \
 		$(BIN)/seqbeam train --config configs/$$task.yaml --set output_dir=$(DEMO_DIR) || exit 1; \
+		echo "== infer $$task -> $(DEMO_DIR)/$$task/predictions"; \
+		$(BIN)/seqbeam infer --config configs/$$task.yaml --set output_dir=$(DEMO_DIR) || exit 1; \
 	done
 	@echo "Demo outputs under $(DEMO_DIR)/<task>/: data/ (shards, vocab/, rejected/, metadata.json),"
-	@echo "train/ (history.json, metrics.json, logs/) and model/<version>/ (SavedModel + model_card.json)."
+	@echo "train/ (history.json, metrics.json, logs/), model/<version>/ (SavedModel + model_card.json),"
+	@echo "predictions/*.parquet, rejected/*.parquet and infer_summary.json."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 benchmark: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/preprocess.py
+	$(BIN)/python benchmarks/infer.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -31,6 +31,12 @@ _DEV_REQUIRES = [
     "psutil>=5.9",
 ]
 
+# The libraries the inference benchmark compares the date normalizer with.
+_BENCH_REQUIRES = [
+    "dateparser>=1.2,<2",
+    "python-dateutil>=2.8,<3",
+]
+
 setuptools.setup(
     name="seqbeam",
     version="0.1.0",
@@ -47,6 +53,6 @@ setuptools.setup(
     },
     package_data={"seqbeam.configs": ["*.yaml"], "seqbeam.data": ["*.csv", "*.tsv", "*.txt"]},
     install_requires=_INSTALL_REQUIRES,
-    extras_require={"dev": _DEV_REQUIRES},
+    extras_require={"dev": _DEV_REQUIRES, "bench": _BENCH_REQUIRES},
     entry_points={"console_scripts": ["seqbeam=seqbeam.pipelines.cli:main"]},
 )

@@ -1,7 +1,8 @@
 """Sequence classifiers of the ``emoji`` and ``reber`` tasks, as plain Keras 3 functional models.
 
-Every model takes one named input, ``tokens``: int ids ``[batch, max_length]`` padded with
-``PAD_ID = 0`` exactly as the classifier TFRecords hold them (``transforms/encode.py``).
+Every model takes one named input, ``tokens``: int ids ``[batch, length]`` padded with
+``PAD_ID = 0`` exactly as the classifier TFRecords hold them (``transforms/encode.py``);
+training feeds ``max_length`` columns, serving pads a batch only to its longest row.
 The first layer is an ``Embedding(mask_zero=True)``, so padding never counts: the mask it
 propagates is consumed by :class:`MaskedMean` or by the recurrent layers, and a sentence
 gives the same probabilities however much padding follows it.
@@ -185,7 +186,8 @@ def compile_classifier(model: keras.Model, *, learning_rate: float = 1e-3, binar
 
 def _tokens_input(max_length: int) -> keras.KerasTensor:
     # int64 as in the TFRecords; int32 arrays are accepted too (the model casts its inputs).
-    return keras.Input(shape=(max_length,), dtype="int64", name=TOKENS)
+    # Any length: training feeds max_length columns, serving pads a batch only to its longest row.
+    return keras.Input(shape=(None,), dtype="int64", name=TOKENS)
 
 
 def _embedding(layer: Optional[keras.layers.Embedding], vocab_size: int, embedding_dim: int):

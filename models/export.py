@@ -9,6 +9,13 @@ Outputs (DESIGN.md): classifiers -> ``label``, ``probabilities``, ``probability`
 with class names, ``emoji``; binary classifiers -> ``label``, ``probability``; seq2seq
 (translation, dates) -> ``text``, ``score`` (greedy or beam search per config); language
 models -> ``text``, ``score`` from a batch of prompts (empty prompt = a fresh name).
+Classifiers and seq2seq models also return ``tokens``, the input's token count before
+it was cut to the model's length, so a caller can tell a truncated input.
+
+Further signatures: seq2seq models serve ``greedy(text)`` and ``beam_search(text,
+beam_width)`` whatever the configured default; language models serve ``sample(text,
+seed)``, reproducible for a given ``int32[2]`` seed (``serving_default`` draws a new seed
+per call).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer's ops for the export)
 
 from seqbeam.pipelines.config import Config
-from seqbeam.transforms.encode import TokenIds, pad
+from seqbeam.transforms.encode import TokenIds, pad_to_longest
 from seqbeam.transforms.tokenizer import TextTokenizer
 from seqbeam.transforms.vocabulary import Vocabulary
 
@@ -44,12 +51,14 @@ class ClassifierServing(tf.Module):
     @tf.function(input_signature=[_TEXT_SPEC])
     def serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
         """The serving signature."""
-        probabilities = self.model(pad(self.token_ids(text), self.max_length), training=False)
+        ids = self.token_ids(text)
+        probabilities = self.model(pad_to_longest(ids, self.max_length), training=False)
         if self.binary:
             probability = probabilities[:, 0]
-            return {"label": tf.cast(probability >= 0.5, tf.int64), "probability": probability}
+            return {"label": tf.cast(probability >= 0.5, tf.int64), "probability": probability,
+                    "tokens": ids.row_lengths()}
         label = tf.argmax(probabilities, axis=-1)
-        return {"label": label, "probabilities": probabilities,
+        return {"label": label, "probabilities": probabilities, "tokens": ids.row_lengths(),
                 "probability": tf.reduce_max(probabilities, axis=-1), "emoji": tf.gather(self.classes, label)}
 
 
@@ -70,9 +79,14 @@ class LanguageModelServing(tf.Module):
     @tf.function(input_signature=[_TEXT_SPEC])
     def serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
         """The serving signature: a new seed per call, so repeated calls give new names."""
-        prompts = self.token_ids(text)
         seed = tf.stack([tf.constant(self.seed, tf.int32),
                          tf.cast(tf.timestamp() * 1e6 % 2**31, tf.int32)])
+        return self.sample(text, seed)
+
+    @tf.function(input_signature=[_TEXT_SPEC, tf.TensorSpec([2], tf.int32, name="seed")])
+    def sample(self, text: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Samples for a given seed: the same prompts and seed give the same names."""
+        prompts = self.token_ids(text)
         ids, log_prob = self.sampler.sample(prompts, tf.constant(self.temperature, tf.float32),
                                             tf.constant(self.top_k, tf.int32), seed)
         # Ids 0-3 are <pad>/<unk>/<start>/<end>: only real characters make the name.
@@ -102,15 +116,30 @@ class Seq2SeqServing(tf.Module):
 
     @tf.function(input_signature=[_TEXT_SPEC])
     def serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
-        """The serving signature."""
-        source = pad(self.source_ids(text), self.source_length)
+        """The serving signature: the decode mode of the config."""
         if self.mode == "beam":
-            ids, score = self.decoder.beam_search(source, tf.constant(self.beam_width, tf.int32),
-                                                  tf.constant(self.length_penalty, tf.float32))
-        else:
-            ids, score = self.decoder.greedy(source)
+            return self.beam_search(text, tf.constant(self.beam_width, tf.int32))
+        return self.greedy(text)
+
+    @tf.function(input_signature=[_TEXT_SPEC])
+    def greedy(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Greedy decoding."""
+        source = self.source_ids(text)
+        ids, score = self.decoder.greedy(pad_to_longest(source, self.source_length))
+        return self._outputs(ids, score, source)
+
+    @tf.function(input_signature=[_TEXT_SPEC, tf.TensorSpec([], tf.int32, name="beam_width")])
+    def beam_search(self, text: tf.Tensor, beam_width: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Beam search of the given width, with the config's length penalty."""
+        source = self.source_ids(text)
+        ids, score = self.decoder.beam_search(pad_to_longest(source, self.source_length), beam_width,
+                                              tf.constant(self.length_penalty, tf.float32))
+        return self._outputs(ids, score, source)
+
+    def _outputs(self, ids: tf.Tensor, score: tf.Tensor, source: tf.RaggedTensor) -> dict[str, tf.Tensor]:
         tokens = tf.ragged.boolean_mask(tf.gather(self.target_tokens, ids), ids > 3)
-        return {"text": tf.strings.reduce_join(tokens, axis=-1, separator=self.separator), "score": score}
+        return {"text": tf.strings.reduce_join(tokens, axis=-1, separator=self.separator), "score": score,
+                "tokens": source.row_lengths()}
 
 
 def build_serving_module(config: Config, model: keras.Model, metadata: dict, data_dir: str) -> tf.Module:
@@ -144,6 +173,15 @@ def _token_ids(tokenizer: TextTokenizer, data_dir: str, metadata: dict, name: st
     return TokenIds(tokenizer, Vocabulary.load(path), vocab_file=path)
 
 
+def _signatures(module: tf.Module) -> dict:
+    signatures = {"serving_default": module.serve}
+    if isinstance(module, Seq2SeqServing):
+        signatures.update(greedy=module.greedy, beam_search=module.beam_search)
+    elif isinstance(module, LanguageModelServing):
+        signatures["sample"] = module.sample
+    return signatures
+
+
 def export_model(config: Config, model: keras.Model, metadata: dict, data_dir: str, metrics: dict,
                  model_root: str = "") -> str:
     """Writes ``<model_root>/<version>/`` (SavedModel + model_card.json); returns its path.
@@ -153,7 +191,7 @@ def export_model(config: Config, model: keras.Model, metadata: dict, data_dir: s
     version = str(int(time.time()))
     path = posixpath.join(model_root or posixpath.join(config.task_dir, "model"), version)
     module = build_serving_module(config, model, metadata, data_dir)
-    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    tf.saved_model.save(module, path, signatures=_signatures(module))
     card = {
         "task": config.task.name,
         "family": config.train.model.family,
@@ -164,7 +202,7 @@ def export_model(config: Config, model: keras.Model, metadata: dict, data_dir: s
         "classes": metadata["classes"],
         "metrics": metrics,
         "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "signature": {"inputs": {"text": "string [batch]"}},
+        "signatures": sorted(_signatures(module)),
     }
     with tf.io.gfile.GFile(posixpath.join(path, "model_card.json"), "w") as f:
         f.write(json.dumps(card, indent=2, ensure_ascii=False) + "\n")

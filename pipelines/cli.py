@@ -2,6 +2,7 @@
 
     seqbeam preprocess --config configs/<task>.yaml [--set key=value ...] [Beam flags]
     seqbeam train --config configs/<task>.yaml [--set key=value ...] [--no-export]
+    seqbeam infer --config configs/<task>.yaml [--set key=value ...] [Beam flags]
     seqbeam generate {dates,reber} -n N -o PATH [--seed S]
 
 Beam flags (``--runner``, ``--direct_running_mode``, ``--project``, ``--temp_location``,
@@ -10,6 +11,7 @@ Beam flags (``--runner``, ``--direct_running_mode``, ``--project``, ``--temp_loc
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -17,7 +19,17 @@ from typing import Optional, Sequence
 
 from seqbeam.pipelines.config import ConfigError
 
-_COMMANDS = ("preprocess", "train", "generate")
+_COMMANDS = ("preprocess", "train", "infer", "generate")
+
+
+def job_parser(prog: str, description: str, example_override: str) -> argparse.ArgumentParser:
+    """The flags every job takes: ``--config`` and repeatable ``--set key=value`` overrides."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="task YAML, e.g. configs/dates.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config key, e.g. --set {example_override} (repeatable)")
+    return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -38,6 +50,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from seqbeam.pipelines import train
 
             train.run(rest)
+        elif command == "infer":
+            from seqbeam.pipelines import infer
+
+            infer.run(rest)
         else:
             from seqbeam.pipelines import generate
 

@@ -177,6 +177,44 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class InferConfig:
+    """Settings of the batch-inference job; keys that concern one task say so."""
+
+    # Corpus to annotate, read like ``data``; only its text (and id) column is used.
+    # Default: the task's own ``data`` section.
+    input: Union[DataConfig, None] = None
+    # How predictions are post-processed and written. "auto": emoji for a multi-class
+    # classifier, grammar for a binary one, dates for a char-level seq2seq model,
+    # translation for a word-level one, names for a language model.
+    output: Literal["auto", "emoji", "grammar", "translation", "dates", "names"] = "auto"
+    # Exported SavedModel folder; "" = the newest version under <task>/model/.
+    model_path: str = ""
+    # Rows per model call (RunInference batch sizes).
+    min_batch_size: int = 32
+    max_batch_size: int = 256
+    # Length-aware batching: rows are grouped by character length into buckets with these
+    # upper bounds, so a batch is not mostly padding. [] = RunInference's own batching.
+    length_buckets: tuple[int, ...] = (8, 16, 24, 32, 48, 64, 96, 128, 256)
+    # Rows longer than this many characters are rejected before the model sees them.
+    max_chars: int = 2_000
+    # Rows with more tokens than the model reads: truncate (and flag) or reject.
+    overflow: Literal["truncate", "reject"] = "truncate"
+    # Seq2seq: decode as the export was configured ("model"), greedily, or by beam search.
+    decode: Literal["model", "greedy", "beam"] = "model"
+    beam_width: int = 4
+    # Predictions less confident than this (probability; exp(score) for seq2seq) are
+    # counted as low_confidence.
+    min_confidence: float = 0.5
+    # Emoji: a sentence gets its emoji inserted only when its probability reaches this.
+    emoji_threshold: float = 0.5
+    # Names: how many names to sample, and the seed that makes the job reproducible.
+    num_samples: int = 1_000
+    seed: int = 0
+    # Parquet shards of the predictions; 0 = one per bundle (no grouping step).
+    num_shards: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """A whole task: data + tokenizer + preprocessing + training settings, read by every job."""
 
@@ -185,6 +223,7 @@ class Config:
     preprocess: PreprocessConfig = PreprocessConfig()
     # Required by the training job only.
     train: Union[TrainConfig, None] = None
+    infer: InferConfig = InferConfig()
     # Outputs go to <output_dir>/<task.name>/; local path or gs://.
     output_dir: str = "runs"
 
@@ -200,6 +239,17 @@ class Config:
     def to_yaml(self) -> str:
         """The resolved config as YAML, written beside the outputs."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    @property
+    def output_kind(self) -> str:
+        """What the inference job writes: ``infer.output``, or what "auto" makes of the task."""
+        if self.infer.output != "auto":
+            return self.infer.output
+        if self.task.kind == "classifier":
+            return "grammar" if self.task.num_classes == 2 else "emoji"
+        if self.task.kind == "seq2seq":
+            return "dates" if self.preprocess.tokenizer.level == "char" else "translation"
+        return "names"
 
     @property
     def hash(self) -> str:
@@ -356,28 +406,13 @@ def _check_semantics(config: Config, source: str) -> None:
         fail("task.name", f"{task.name!r} must be a non-empty name without '/'")
     if task.kind == "classifier" and len(task.classes) < 2:
         fail("task.classes", "a classifier needs at least two classes")
-    if data.format == "generated":
-        if data.generator is None:
-            fail("data.generator", "format 'generated' needs a generator section")
-        gen = data.generator
-        if gen.num_rows <= 0:
-            fail("data.generator.num_rows", f"must be positive, got {gen.num_rows}")
-        if gen.rows_per_shard <= 0:
-            fail("data.generator.rows_per_shard", f"must be positive, got {gen.rows_per_shard}")
-        if not 0.0 <= gen.noise_rate <= 1.0:
-            fail("data.generator.noise_rate", f"must lie in [0, 1], got {gen.noise_rate}")
-    elif not data.path:
-        fail("data.path", f"format '{data.format}' reads files: give a path or glob")
-    if data.format == "aligned" and not data.target_path:
-        fail("data.target_path", "format 'aligned' needs the target file")
+    _check_data(data, "data", fail)
     if task.kind == "classifier" and data.format != "generated" and data.label_column is None:
         fail("data.label_column", "a classifier task needs a label column")
     if task.kind == "seq2seq" and data.format not in ("generated", "aligned", "anki") and (
         data.target_column is None
     ):
         fail("data.target_column", "a seq2seq task needs a target column")
-    if len(data.delimiter) != 1:
-        fail("data.delimiter", f"must be one character, got {data.delimiter!r}")
     for name in ("source_vocab", "target_vocab"):
         vocab: VocabConfig = getattr(pre, name)
         if vocab.max_size <= 4:
@@ -393,6 +428,10 @@ def _check_semantics(config: Config, source: str) -> None:
         fail("preprocess.num_shards", f"must be 0 (one file per bundle) or more, got {pre.num_shards}")
     if config.train is not None:
         _check_train(config, fail)
+    _check_infer(config.infer, fail)
+    if config.output_kind not in _OUTPUTS_OF_KIND[task.kind]:
+        fail("infer.output", f"{config.infer.output!r} does not fit a {task.kind} task "
+             f"(use one of {', '.join(_OUTPUTS_OF_KIND[task.kind])})")
     splits = pre.splits
     for name in ("train", "valid", "test"):
         if not 0.0 <= getattr(splits, name) <= 1.0:
@@ -402,6 +441,51 @@ def _check_semantics(config: Config, source: str) -> None:
     if splits.train == 0.0:
         fail("preprocess.splits.train", "the vocabulary is built from the train split: it cannot be empty")
 
+
+def _check_data(data: DataConfig, key: str, fail) -> None:
+    """Checks of a corpus section (``data`` or ``infer.input``)."""
+    if data.format == "generated":
+        if data.generator is None:
+            fail(f"{key}.generator", "format 'generated' needs a generator section")
+        gen = data.generator
+        if gen.num_rows <= 0:
+            fail(f"{key}.generator.num_rows", f"must be positive, got {gen.num_rows}")
+        if gen.rows_per_shard <= 0:
+            fail(f"{key}.generator.rows_per_shard", f"must be positive, got {gen.rows_per_shard}")
+        if not 0.0 <= gen.noise_rate <= 1.0:
+            fail(f"{key}.generator.noise_rate", f"must lie in [0, 1], got {gen.noise_rate}")
+    elif not data.path:
+        fail(f"{key}.path", f"format '{data.format}' reads files: give a path or glob")
+    if data.format == "aligned" and not data.target_path:
+        fail(f"{key}.target_path", "format 'aligned' needs the target file")
+    if len(data.delimiter) != 1:
+        fail(f"{key}.delimiter", f"must be one character, got {data.delimiter!r}")
+
+
+def _check_infer(infer: InferConfig, fail) -> None:
+    """Checks of the ``infer`` section."""
+    if infer.input is not None:
+        _check_data(infer.input, "infer.input", fail)
+    for name in ("min_batch_size", "max_batch_size", "max_chars", "beam_width", "num_samples"):
+        if getattr(infer, name) < 1:
+            fail(f"infer.{name}", f"must be positive, got {getattr(infer, name)}")
+    if infer.min_batch_size > infer.max_batch_size:
+        fail("infer.min_batch_size", f"{infer.min_batch_size} exceeds infer.max_batch_size {infer.max_batch_size}")
+    buckets = infer.length_buckets
+    if any(b < 1 for b in buckets) or list(buckets) != sorted(set(buckets)):
+        fail("infer.length_buckets", f"must be increasing positive lengths, got {list(buckets)}")
+    for name in ("min_confidence", "emoji_threshold"):
+        if not 0.0 <= getattr(infer, name) <= 1.0:
+            fail(f"infer.{name}", f"must lie in [0, 1], got {getattr(infer, name)}")
+    if infer.num_shards < 0:
+        fail("infer.num_shards", f"must be 0 (one file per bundle) or more, got {infer.num_shards}")
+
+
+_OUTPUTS_OF_KIND = {
+    "classifier": ("emoji", "grammar"),
+    "seq2seq": ("translation", "dates"),
+    "lm": ("names",),
+}
 
 _FAMILIES_OF_KIND = {
     "classifier": ("emojifier_v1", "emojifier_v2", "grammar"),

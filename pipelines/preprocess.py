@@ -23,6 +23,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from seqbeam.models.inputs import load_metadata
+from seqbeam.pipelines.cli import job_parser
 from seqbeam.pipelines.config import Config, join_path, load_config
 from seqbeam.pipelines.runners import pipeline_options
 from seqbeam.transforms.encode import EncodeBatches
@@ -177,11 +178,7 @@ def clear_outputs(config: Config) -> None:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[argparse.Namespace, list[str]]:
     """Splits seqbeam's own flags from the Beam pipeline flags, which pass through untouched."""
-    parser = argparse.ArgumentParser(prog="seqbeam preprocess", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="task YAML, e.g. configs/emoji.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set preprocess.num_shards=8 (repeatable)")
+    parser = job_parser("seqbeam preprocess", __doc__, "preprocess.num_shards=8")
     return parser.parse_known_args(argv)
 
 

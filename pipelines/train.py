@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from seqbeam.models.inputs import load_metadata, make_dataset
 from seqbeam.models.tasks import build_model, training_pairs
+from seqbeam.pipelines.cli import job_parser
 from seqbeam.pipelines.config import Config, ConfigError, join_path, load_config
 from seqbeam.pipelines.preprocess import data_dir
 
@@ -217,11 +218,7 @@ def _write_json(path: str, payload: dict) -> None:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """The training job's flags."""
-    parser = argparse.ArgumentParser(prog="seqbeam train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="task YAML, e.g. configs/dates.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set train.epochs=3 (repeatable)")
+    parser = job_parser("seqbeam train", __doc__, "train.epochs=3")
     parser.add_argument("--no-export", dest="export", action="store_false", help="train only, export nothing")
     return parser.parse_args(argv)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import random
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -43,3 +44,30 @@ def make_config(tmp_path):
         return config_from_dict(raw, source="test")
 
     return make
+
+
+EMOJI_CLASSES = ["❤️", "⚾", "😄", "😞", "🍴"]
+EMOJI_KEYWORDS = [["love", "miss", "hug"], ["ball", "game", "score"], ["fun", "great", "joke"],
+                  ["sad", "bad", "cry"], ["food", "eat", "dinner"]]
+EMOJI_FILLER = ["i", "you", "we", "the", "a", "so", "really", "today", "now", "very"]
+
+
+def emoji_corpus(path, rows: int = 300, seed: int = 0) -> str:
+    """A ``sentence,label`` CSV whose label is given by one keyword per sentence; returns its path."""
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("sentence,label\n")
+        for _ in range(rows):
+            label = rng.randrange(5)
+            words = rng.sample(EMOJI_FILLER, 3) + [rng.choice(EMOJI_KEYWORDS[label])]
+            rng.shuffle(words)
+            f.write(f"{' '.join(words)},{label}\n")
+    return str(path)
+
+
+def saurus_names(seed: int = 1, count: int = 400) -> list[str]:
+    """Sorted made-up names of 2-3 syllables ending in "saurus", for char LM tests."""
+    rng = random.Random(seed)
+    syllables = ["ba", "ki", "to", "ra", "me", "lu", "go", "ni"]
+    return sorted({"".join(rng.choice(syllables) for _ in range(rng.randint(2, 3))) + "saurus"
+                   for _ in range(count)})

@@ -136,7 +136,8 @@ def test_shapes_names_and_probabilities():
         assert not model.compiled  # the caller compiles
     assert [v1.name, v2.name, gru.name] == ["emojifier_v1", "emojifier_v2", "grammar_classifier"]
     assert v1.get_layer("mean").output.shape == (None, 50)
-    assert v2.get_layer("lstm_1").output.shape == (None, MAX_LENGTH, 32)
+    # Any sequence length: training feeds MAX_LENGTH columns, serving pads to the longest row.
+    assert v2.get_layer("lstm_1").output.shape == (None, None, 32)
     assert v2.get_layer("dropout_2").rate == 0.5
     assert isinstance(gru.get_layer("gru"), keras.layers.GRU)
     assert gru.get_layer("embedding").output_dim == 8

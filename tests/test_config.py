@@ -311,11 +311,30 @@ def test_malformed_override_fails(tmp_path):
         ({"preprocess__max_length": 0}, "preprocess.max_length"),
         ({"preprocess__max_target_length": 1}, "preprocess.max_target_length"),
         ({"preprocess__num_shards": -1}, "preprocess.num_shards"),
+        ({"infer__max_batch_size": 0}, "infer.max_batch_size"),
+        ({"infer__min_batch_size": 64, "infer__max_batch_size": 32}, "infer.min_batch_size"),
+        ({"infer__length_buckets": [32, 16]}, "infer.length_buckets"),
+        ({"infer__length_buckets": [0, 16]}, "infer.length_buckets"),
+        ({"infer__emoji_threshold": 1.5}, "infer.emoji_threshold"),
+        ({"infer__min_confidence": -0.1}, "infer.min_confidence"),
+        ({"infer__num_samples": 0}, "infer.num_samples"),
+        ({"infer__output": "dates"}, "infer.output"),
+        ({"infer__input": {"format": "csv"}}, "infer.input.path"),
+        ({"infer__input": {"format": "generated"}}, "infer.input.generator"),
     ],
 )
 def test_semantic_checks_name_the_key(tmp_path, changes, key):
     message = config_error(tmp_path, emoji(**changes))
     assert f"'{key}'" in message
+
+
+def test_infer_section_defaults_and_output_kinds():
+    config = config_from_dict(emoji())
+    assert config.infer.input is None and config.infer.length_buckets and config.output_kind == "emoji"
+    binary = config_from_dict(emoji(task__classes=["no", "yes"], infer__max_batch_size=64))
+    assert binary.output_kind == "grammar" and binary.infer.max_batch_size == 64
+    with_input = config_from_dict(emoji(infer__input={"format": "text", "path": "in.txt"}, infer__length_buckets=[]))
+    assert with_input.infer.input.path == "in.txt" and with_input.infer.length_buckets == ()
 
 
 def test_aligned_needs_a_target_path():

@@ -76,3 +76,34 @@ def test_export_decodes_like_the_in_memory_model(dates_run):
     served = tf.saved_model.load(summary["model_path"]).signatures["serving_default"](text=tf.constant(texts))
     assert [t.decode() for t in served["text"].numpy()] == in_memory
     np.testing.assert_allclose(served["score"].numpy(), log_prob.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_inference_job_normalizes_unseen_dates_and_flags_what_is_not_a_date(dates_run):
+    import dataclasses
+
+    import pyarrow.parquet as pq
+
+    from seqbeam.pipelines import infer
+    from seqbeam.pipelines.config import DataConfig, GeneratorConfig
+    from seqbeam.transforms.postprocess import DateOutputs, check_date
+
+    config, _ = dates_run
+    rows, seed = 3000, 1234
+    generator = GeneratorConfig(name="dates", num_rows=rows, seed=seed, noise_rate=0.2, rows_per_shard=rows)
+    config = dataclasses.replace(config, infer=dataclasses.replace(
+        config.infer, input=DataConfig(format="generated", generator=generator), max_batch_size=256))
+    summary = infer.run_config(config, save_main_session=False)
+    assert summary["rows"] == {**summary["rows"], "in": rows, "out": rows, "rejected": 0}
+
+    table = pq.read_table(summary["predictions"])
+    assert table.schema == DateOutputs.schema
+    truth = {f"dates-{seed}:{i}": e for i, e in enumerate(generate_dates(rows, shard_seed(seed, 0), noise_rate=0.2))}
+    predicted = table.to_pylist()
+    correct = [(row["iso_date"] == truth[row["id"]].iso, truth[row["id"]].noisy) for row in predicted]
+    clean = [ok for ok, noisy in correct if not noisy]
+    assert sum(clean) / len(clean) >= 0.99, f"clean exact match {sum(clean) / len(clean):.4f}"
+    for row in predicted:
+        # Every row's verdict is exactly what the calendar and the input's weekday say of the output.
+        assert (row["iso_date"], row["valid"], row["flag"]) == tuple(check_date(row["output"], row["raw"]))
+        assert (row["flag"] is None) == row["valid"]
+    assert summary["rows"]["flagged"] == sum(not row["valid"] for row in predicted)

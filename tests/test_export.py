@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -11,22 +9,9 @@ import tensorflow as tf
 from seqbeam.pipelines import preprocess, train
 from seqbeam.pipelines.config import config_from_dict
 
-CLASSES = ["❤️", "⚾", "😄", "😞", "🍴"]
-KEYWORDS = [["love", "miss", "hug"], ["ball", "game", "score"], ["fun", "great", "joke"],
-            ["sad", "bad", "cry"], ["food", "eat", "dinner"]]
-FILLER = ["i", "you", "we", "the", "a", "so", "really", "today", "now", "very"]
+from conftest import EMOJI_CLASSES, emoji_corpus, saurus_names
 
-
-def emoji_corpus(path, rows: int = 300, seed: int = 0) -> str:
-    rng = random.Random(seed)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("sentence,label\n")
-        for _ in range(rows):
-            label = rng.randrange(5)
-            words = rng.sample(FILLER, 3) + [rng.choice(KEYWORDS[label])]
-            rng.shuffle(words)
-            f.write(f"{' '.join(words)},{label}\n")
-    return str(path)
+CLASSES = EMOJI_CLASSES
 
 
 @pytest.mark.parametrize("family", ["emojifier_v1", "emojifier_v2"])
@@ -59,10 +44,7 @@ def test_emojifier_export_serves_labels_probabilities_and_emojis(tmp_path, famil
 def test_char_lm_export_continues_prompts_and_samples_fresh_names(tmp_path):
     import tensorflow_text  # noqa: F401
 
-    rng = random.Random(1)
-    syllables = ["ba", "ki", "to", "ra", "me", "lu", "go", "ni"]
-    names = sorted({"".join(rng.choice(syllables) for _ in range(rng.randint(2, 3))) + "saurus"
-                    for _ in range(400)})
+    names = saurus_names()
     (tmp_path / "names.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
     config = config_from_dict({
         "task": {"name": "names", "kind": "lm"},

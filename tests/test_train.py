@@ -93,6 +93,32 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+def test_inference_job_classifies_unseen_strings(reber_run):
+    import dataclasses
+
+    import pyarrow.parquet as pq
+
+    from seqbeam.pipelines import infer
+    from seqbeam.pipelines.config import DataConfig, GeneratorConfig
+    from seqbeam.transforms.postprocess import ReberOutputs
+    from seqbeam.transforms.synthetic import generate_shard
+
+    config, _ = reber_run
+    generator = GeneratorConfig(name="reber", num_rows=2000, seed=77, rows_per_shard=2000)
+    config = dataclasses.replace(config, infer=dataclasses.replace(
+        config.infer, input=DataConfig(format="generated", generator=generator)))
+    summary = infer.run_config(config, save_main_session=False)
+    assert summary["rows"] == {**summary["rows"], "in": 2000, "out": 2000, "rejected": 0}
+    table = pq.read_table(summary["predictions"])
+    assert table.schema == ReberOutputs.schema
+    truth = {row.id: row for row in generate_shard(generator, 0)}
+    rows = table.to_pylist()
+    assert all(row["text"] == truth[row["id"]].text for row in rows)
+    accuracy = np.mean([row["grammatical"] == bool(truth[row["id"]].label) for row in rows])
+    assert accuracy >= 0.99
+    assert all(row["grammatical"] == (row["probability"] >= 0.5) for row in rows)
+
+
 def test_two_workers_on_localhost_train_and_only_the_chief_writes(tmp_path):
     raw = reber_config(str(tmp_path / "out"), num_rows=800, epochs=2, batch_size=16)
     config = config_from_dict(raw)

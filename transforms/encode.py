@@ -21,6 +21,7 @@ import tensorflow_text as tf_text
 from seqbeam.pipelines.config import Config
 from seqbeam.transforms.examples import serialize_int_examples
 from seqbeam.transforms.records import REJECTED, SPLITS, STAGE_ENCODE, STATS, RowBatch, rejection
+from seqbeam.transforms.runtime import freeze_long_lived_objects
 from seqbeam.transforms.tokenizer import TextTokenizer
 from seqbeam.transforms.vocabulary import END_ID, START_ID, Vocabulary
 
@@ -42,6 +43,15 @@ def pad(ids: tf.RaggedTensor, length: int) -> tf.Tensor:
     """Ids truncated and zero-padded to ``length`` columns (tensorflow-text's pad_model_inputs)."""
     padded, _ = tf_text.pad_model_inputs(ids, max_seq_length=length, pad_value=0)
     return padded
+
+
+def pad_to_longest(ids: tf.RaggedTensor, max_length: int) -> tf.Tensor:
+    """Ids cut to ``max_length`` and zero-padded only to the batch's longest row (at least 1 column).
+
+    What serving feeds the models: a batch of short rows costs short sequences.
+    """
+    longest = tf.reduce_max(tf.concat([ids.row_lengths(), [1]], axis=0))
+    return pad(ids, tf.minimum(longest, max_length))
 
 
 def shift_for_teacher_forcing(ids: tf.RaggedTensor, length: int) -> tuple[tf.Tensor, tf.Tensor]:
@@ -107,6 +117,7 @@ class EncodeBatches(beam.DoFn):
     def setup(self):
         # Built on the worker: importing the tokenizer module registers the tensorflow-text ops.
         self._tokenizer = TextTokenizer.from_config(self._tokenizer_config)
+        freeze_long_lived_objects()
 
     def _encoder(self, source_vocab: Vocabulary, target_vocab: Optional[Vocabulary]) -> FeatureEncoder:
         key = (source_vocab.fingerprint, target_vocab.fingerprint if target_vocab else "")

@@ -1,0 +1,285 @@
+"""The batch-inference job end to end: small models trained here, real Parquet read back."""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import random
+
+import pyarrow.parquet as pq
+import pytest
+
+from seqbeam.pipelines import infer, preprocess, train
+from seqbeam.pipelines.config import config_from_dict
+from seqbeam.transforms.postprocess import REJECTED_SCHEMA, EmojiOutputs, NameOutputs, TranslationOutputs
+from seqbeam.transforms.validate import assign_split
+
+from conftest import EMOJI_CLASSES, emoji_corpus, saurus_names
+
+CLASSES = EMOJI_CLASSES
+MULTI_PROCESSING = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+
+
+def read_table(folder: str):
+    return pq.read_table(folder).sort_by("id")
+
+
+def parquet_files(folder: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(folder, "*.parquet")))
+
+
+def with_infer(config, **infer_overrides):
+    return dataclasses.replace(config, infer=dataclasses.replace(config.infer, **infer_overrides))
+
+
+def elsewhere(config, folder):
+    """The config writing under ``folder`` but still serving the model it trained."""
+    moved = with_infer(config, model_path=infer.plan_serving(config).model_path)
+    return dataclasses.replace(moved, output_dir=str(folder))
+
+
+# ------------------------------------------------------------------------------ emoji
+
+
+@pytest.fixture(scope="module")
+def emoji_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("emoji")
+    config = config_from_dict({
+        "task": {"name": "emoji", "kind": "classifier", "classes": CLASSES},
+        "data": {"format": "csv", "path": emoji_corpus(folder / "train.csv"),
+                 "text_column": "sentence", "label_column": "label"},
+        "preprocess": {"max_length": 8, "num_shards": 1},
+        "train": {"model": {"family": "emojifier_v1", "embedding_dim": 16, "dropout": 0.1}, "epochs": 25,
+                  "batch_size": 16, "learning_rate": 0.02, "early_stopping_patience": 0},
+        "output_dir": str(folder / "out"),
+    })
+    preprocess.run_config(config, save_main_session=False)
+    train.run_config(config)
+    return config, folder
+
+
+# An annotation corpus with every kind of bad row beside good ones.
+EMOJI_INPUT = [
+    ("1", "I love you so much. We play ball today! so sad now"),
+    ("2", "dinner now"),
+    ("3", "   "),                                # empty text
+    ("4", "food " * 200),                        # over infer.max_chars
+    ("5", "so " * 12 + "fun"),                   # more tokens than the model reads (8)
+    ("6", "really great fun"),
+]
+
+
+def write_emoji_input(folder) -> str:
+    path = folder / "annotate.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for row_id, text in EMOJI_INPUT:
+            f.write(json.dumps({"id": row_id, "sentence": text}) + "\n")
+        f.write(json.dumps({"id": "7", "other": "no sentence column"}) + "\n")   # missing column
+        f.write(json.dumps({"id": "8", "sentence": 42}) + "\n")                  # not text
+        f.write("{not json\n")                                                   # malformed line
+    return str(path)
+
+
+def emoji_infer_config(emoji_model, **overrides):
+    config, folder = emoji_model
+    data = config_from_dict({**config.to_dict(), "data": {
+        "format": "jsonl", "path": write_emoji_input(folder), "text_column": "sentence", "id_column": "id",
+        "label_column": "label"}}).data
+    return with_infer(config, input=data, max_chars=500, emoji_threshold=0.4, max_batch_size=4, **overrides)
+
+
+def test_emoji_job_writes_tagged_sentences_and_accounts_for_every_row(emoji_model):
+    config = emoji_infer_config(emoji_model)
+    summary = infer.run_config(config, save_main_session=False)
+
+    rows = summary["rows"]
+    assert rows == {**rows, "in": 9, "out": 4, "rejected": 5, "truncated": 1}
+    table = read_table(summary["predictions"])
+    assert table.schema == EmojiOutputs.schema
+    assert pq.read_schema(parquet_files(summary["predictions"])[0]).field("sentences").type == (
+        EmojiOutputs.schema.field("sentences").type)
+    assert pq.ParquetFile(parquet_files(summary["predictions"])[0]).metadata.row_group(0).column(0).compression == (
+        "SNAPPY")
+    by_id = {row["id"]: row for row in table.to_pylist()}
+    assert sorted(by_id) == ["1", "2", "5", "6"]
+    first = by_id["1"]
+    assert [s["text"] for s in first["sentences"]] == ["I love you so much.", "We play ball today!", "so sad now"]
+    # Each sentence is followed by its emoji exactly when it is probable enough.
+    expected = ""
+    for piece, sentence in zip(["I love you so much. ", "We play ball today! ", "so sad now"], first["sentences"]):
+        emoji = f" {sentence['emoji']}" if sentence["probability"] >= 0.4 else ""
+        expected += piece.rstrip() + emoji + piece[len(piece.rstrip()):]
+    assert first["emojified_text"] == expected
+    assert [s["emoji"] for s in first["sentences"]] == [CLASSES[s["label"]] for s in first["sentences"]]
+    assert by_id["5"]["truncated"] and not by_id["6"]["truncated"]
+    assert {row["model_version"] for row in by_id.values()} == {os.path.basename(summary["model_path"])}
+
+    rejected = read_table(summary["rejected"])
+    assert rejected.schema == REJECTED_SCHEMA
+    by_id = {row["id"]: row for row in rejected.to_pylist()}
+    reasons = {row_id: (row["stage"], row["code"]) for row_id, row in by_id.items()}
+    assert reasons == {
+        "3": ("validate", "empty_text"),
+        "4": ("validate", "too_long"),
+        "annotate.jsonl:7": ("read", "missing_column"),
+        "annotate.jsonl:8": ("read", "not_text"),
+        "annotate.jsonl:9": ("read", "malformed_json"),
+    }
+    assert by_id["annotate.jsonl:9"]["input"] == "{not json"
+    assert by_id["4"]["reason"] == "too_long: 1000 characters > infer.max_chars 500"
+
+
+def test_emoji_job_rejects_over_long_inputs_when_told_and_reruns_replace_outputs(emoji_model):
+    config = emoji_infer_config(emoji_model, overflow="reject")
+    first = infer.run_config(config, save_main_session=False)
+    second = infer.run_config(config, save_main_session=False)
+    assert first["rows"] == second["rows"] == {**first["rows"], "in": 9, "out": 3, "rejected": 6}
+    assert read_table(first["predictions"]).equals(read_table(second["predictions"]))
+    # One set of outputs: the rerun replaced the files, it did not add to them.
+    assert pq.read_table(second["predictions"]).num_rows == 3
+    assert len(parquet_files(second["rejected"])) == 1
+    rejected = {r["id"]: r for r in read_table(second["rejected"]).to_pylist()}
+    assert (rejected["5"]["stage"], rejected["5"]["code"]) == ("infer", "too_long")
+
+
+def test_length_aware_and_arrival_order_batching_give_the_same_predictions(emoji_model, tmp_path):
+    config, folder = emoji_model
+    texts = ["love " * n + "you" for n in range(1, 7)] * 20 + ["we eat", "so sad", "great fun game"] * 20
+    (folder / "many.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    data = dataclasses.replace(config.data, format="text", path=str(folder / "many.txt"), label_column=None,
+                               header=False)
+    results = []
+    for buckets in ((4, 8, 16, 32), ()):
+        run = elsewhere(with_infer(config, input=data, length_buckets=buckets, max_batch_size=16, min_batch_size=16),
+                        tmp_path / f"buckets{len(buckets)}")
+        summary = infer.run_config(run, save_main_session=False)
+        assert summary["rows"]["in"] == summary["rows"]["out"] == len(texts)
+        results.append(read_table(summary["predictions"]).to_pylist())
+    bucketed, plain = results
+    assert [a["id"] for a in bucketed] == [b["id"] for b in plain]
+    for a, b in zip(bucketed, plain):
+        (sentence_a,), (sentence_b,) = a["sentences"], b["sentences"]
+        assert sentence_a["label"] == sentence_b["label"]
+        assert sentence_a["probability"] == pytest.approx(sentence_b["probability"], abs=1e-5)
+
+
+def test_multi_processing_runner_gives_the_in_process_outputs(emoji_model, tmp_path):
+    config = emoji_infer_config(emoji_model)
+    in_process = infer.run_config(config, save_main_session=False)
+    expected = read_table(in_process["predictions"])
+    expected_rejected = read_table(in_process["rejected"])
+    multi = infer.run_config(elsewhere(config, tmp_path), MULTI_PROCESSING, save_main_session=False)
+    assert multi["rows"] == in_process["rows"]
+    got = read_table(multi["predictions"])
+    assert got.column("emojified_text").equals(expected.column("emojified_text"))
+    assert read_table(multi["rejected"]).equals(expected_rejected)
+
+
+def test_a_missing_or_foreign_model_fails_before_any_work(emoji_model, tmp_path):
+    config, _ = emoji_model
+    missing = dataclasses.replace(config, output_dir=str(tmp_path / "nothing"))
+    with pytest.raises(FileNotFoundError, match=r"no exported model under .*nothing/emoji/model"):
+        infer.run_config(missing, save_main_session=False)
+    not_a_model = with_infer(config, model_path=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path} is not a SavedModel folder"):
+        infer.run_config(not_a_model, save_main_session=False)
+    model_path = infer.plan_serving(config).model_path
+    foreign = dataclasses.replace(config, task=dataclasses.replace(config.task, name="other"))
+    with pytest.raises(ValueError, match="exported for task 'emoji', not 'other'"):
+        infer.run_config(with_infer(foreign, model_path=model_path), save_main_session=False)
+    assert not os.path.exists(tmp_path / "nothing")
+
+
+# ------------------------------------------------------------------------------ translation
+
+
+def write_pairs(path, rows: int, seed: int) -> str:
+    rng = random.Random(seed)
+    lexicon = {"i": "yo", "see": "veo", "the": "el", "red": "rojo", "cat": "gato", "dog": "perro", "big": "grande",
+               "house": "casa", "eat": "como", "bread": "pan", "drink": "bebo", "water": "agua"}
+    words = sorted(lexicon)
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(rows):
+            source = [rng.choice(words) for _ in range(rng.randint(2, 5))]
+            mark = rng.choice([".", "?"])
+            target = ("¿" if mark == "?" else "") + " ".join(lexicon[w] for w in source) + mark
+            f.write(f"{' '.join(source)}{mark}\t{target}\tCC-BY\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def translate_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("translate")
+    config = config_from_dict({
+        "task": {"name": "translate", "kind": "seq2seq"},
+        "data": {"format": "anki", "path": write_pairs(folder / "pairs.tsv", 600, 1)},
+        "preprocess": {"max_length": 8, "max_target_length": 10, "num_shards": 1},
+        "train": {"model": {"family": "seq2seq", "embedding_dim": 16, "units": 32, "dropout": 0.0}, "epochs": 3,
+                  "batch_size": 32, "learning_rate": 0.01, "early_stopping_patience": 0,
+                  "export": {"decode": "greedy"}},
+        "output_dir": str(folder / "out"),
+    })
+    preprocess.run_config(config, save_main_session=False)
+    train.run_config(config)
+    return config
+
+
+@pytest.mark.parametrize("decode, signature", [("model", "serving_default"), ("greedy", "greedy"),
+                                               ("beam", "beam_search")])
+def test_translation_job_decodes_as_configured(translate_model, decode, signature):
+    config = with_infer(translate_model, decode=decode, beam_width=3)
+    summary = infer.run_config(config, save_main_session=False)
+    assert summary["signature"] == signature
+    assert summary["rows"]["in"] == summary["rows"]["out"] == 600
+    table = read_table(summary["predictions"])
+    assert table.schema == TranslationOutputs.schema
+    assert all(score <= 0 for score in table.column("score").to_pylist())
+    # Anki rows keep only the source: the target column is not read at inference.
+    assert all(source.endswith((".", "?")) and "\t" not in source for source in table.column("source").to_pylist())
+    # Word-level output is detokenized: no space before closing punctuation.
+    assert not any(t.endswith((" .", " ?")) for t in table.column("translation").to_pylist())
+
+
+# ------------------------------------------------------------------------------ names
+
+
+@pytest.fixture(scope="module")
+def names_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("names")
+    names = saurus_names()
+    (folder / "names.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
+    config = config_from_dict({
+        "task": {"name": "names", "kind": "lm"},
+        "data": {"format": "text", "path": str(folder / "names.txt")},
+        "preprocess": {"tokenizer": {"level": "char"}, "max_length": 16, "num_shards": 1},
+        "train": {"model": {"family": "char_lm", "embedding_dim": 16, "units": 64}, "epochs": 10,
+                  "batch_size": 32, "learning_rate": 0.01, "clipnorm": 5.0, "early_stopping_patience": 0,
+                  "export": {"temperature": 0.8}},
+        "infer": {"num_samples": 300, "max_batch_size": 64, "seed": 3},
+        "output_dir": str(folder / "out"),
+    })
+    preprocess.run_config(config, save_main_session=False)
+    train.run_config(config)
+    return config, set(names)
+
+
+def test_names_job_samples_reproducibly_and_flags_novel_names(names_model, tmp_path):
+    config, training_names = names_model
+    first = infer.run_config(config, save_main_session=False)
+    assert first["rows"]["in"] == 300 == first["rows"]["out"] + first["rows"]["rejected"]
+    table = read_table(first["predictions"])
+    assert table.schema == NameOutputs.schema
+    rows = table.to_pylist()
+    assert all(row["name"][0].isupper() for row in rows)
+    # Novel means: not among the train split of the training names (case-insensitive).
+    train_split = {name for line, name in enumerate(sorted(training_names), start=1)
+                   if assign_split(f"names.txt:{line}", config.preprocess.splits) == "train"}
+    assert all(row["novel"] == (row["name"].lower() not in train_split) for row in rows)
+    assert sum(row["name"].lower().endswith("saurus") for row in rows) > len(rows) / 2
+    # Same seed, same names, on either runner: each batch of prompts is seeded by its index.
+    again = infer.run_config(elsewhere(config, tmp_path), MULTI_PROCESSING, save_main_session=False)
+    assert read_table(again["predictions"]).column("name").equals(table.column("name"))
+    other_seed = infer.run_config(with_infer(config, seed=4), save_main_session=False)
+    assert not read_table(other_seed["predictions"]).column("name").equals(table.column("name"))

@@ -1,0 +1,232 @@
+"""RunInference on exported seqbeam SavedModels: the model handler and length-aware batching.
+
+Beam's stock TensorFlow handler loads models with ``tf.keras.models.load_model``, which
+cannot read the SavedModels Keras 3 exports; :class:`SavedModelHandler` loads them with
+``tf.saved_model.load`` and calls a serving signature on a batch of raw strings
+(tokenization is inside the model). RunInference shares one loaded model per worker
+process across its threads.
+
+:class:`LengthBucketBatches` groups rows of similar length before the model sees them, so
+a batch is not mostly padding (apache/beam#37414). Beam's own length bucketing
+(``batch_length_fn``) runs only on its stateful, streaming-oriented path, which shuffles
+every element; this one buffers at most ``buckets x batch size`` rows per bundle.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import json
+import posixpath
+from typing import Any, Iterable, Optional, Sequence, Union
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+from apache_beam.transforms import window
+
+from seqbeam.transforms.runtime import freeze_long_lived_objects
+
+# Examples of the emoji task: the sentences of a row, each a model input of its own.
+Sentences = tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Prompt:
+    """An LM prompt and the seed of the batch it is sampled in (names: a fresh name per prompt)."""
+
+    text: str
+    seed: int
+
+
+Example = Union[str, Sentences, Prompt]
+
+
+def example_length(example: Example) -> int:
+    """Characters of the example's longest model input, what length-aware batching groups on.
+
+    A batch is padded to its longest input: for emoji rows, each sentence is an input.
+    """
+    kind = type(example)
+    if kind is str:
+        return len(example)
+    if kind is tuple:
+        return max(map(len, example))
+    return len(example.text)
+
+
+class LoadedModel:
+    """A loaded SavedModel and the signature RunInference calls (the module keeps its variables alive)."""
+
+    def __init__(self, module: Any, signature: Any, version: str):
+        self.module = module
+        self.signature = signature
+        self.version = version
+
+
+class SavedModelHandler(ModelHandler[Example, PredictionResult, LoadedModel]):
+    """Runs an exported seqbeam model on batches of examples; wrap it in a KeyedModelHandler for ids.
+
+    An example is a string, a tuple of strings (each called separately; its inference holds
+    a list with one entry per string) or a :class:`Prompt` (``signature="sample"``, seeded by
+    ``(seed, prompt.seed)``). The inference of an example is a dict of plain Python values
+    (strings stay UTF-8 bytes), one per signature output named in ``outputs`` (default: all);
+    ``model_id`` of each result is the model version.
+    """
+
+    def __init__(self, model_path: str, signature: str = "serving_default", outputs: Sequence[str] = (),
+                 beam_width: int = 0, seed: int = 0, min_batch_size: int = 32, max_batch_size: int = 256):
+        super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
+        self._fill = beam.metrics.Metrics.distribution("infer", "batch_fill_percent")
+        self._model_path = model_path
+        self._signature = signature
+        self._outputs = tuple(outputs)
+        self._beam_width = beam_width
+        self._seed = seed
+
+    def load_model(self) -> LoadedModel:
+        """Loads the SavedModel once per worker process; fails naming the path and the signature."""
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401  (registers the tokenizer ops the graph uses)
+
+        try:
+            module = tf.saved_model.load(self._model_path)
+        except Exception as e:
+            raise RuntimeError(f"cannot load the SavedModel at {self._model_path}: {e}") from e
+        if self._signature not in module.signatures:
+            raise RuntimeError(
+                f"the SavedModel at {self._model_path} has no signature {self._signature!r} "
+                f"(it has {', '.join(sorted(module.signatures))}): export it again with this seqbeam"
+            )
+        missing = set(self._outputs) - set(module.signatures[self._signature].structured_outputs)
+        if missing:
+            raise RuntimeError(f"signature {self._signature!r} of the SavedModel at {self._model_path} lacks the "
+                               f"outputs {sorted(missing)}: export it again with this seqbeam")
+        freeze_long_lived_objects()
+        return LoadedModel(module, module.signatures[self._signature], model_version(self._model_path))
+
+    def run_inference(self, batch: Sequence[Example], model: LoadedModel,
+                      inference_args: Optional[dict[str, Any]] = None) -> Iterable[PredictionResult]:
+        """One signature call for the whole batch (every sentence of every row)."""
+        import tensorflow as tf
+
+        texts, owners = _flatten(batch)
+        self._fill.update(fill_percent(texts))
+        inputs = {"text": tf.constant(texts, dtype=tf.string)}
+        if self._signature == "beam_search":
+            inputs["beam_width"] = tf.constant(self._beam_width, tf.int32)
+        elif self._signature == "sample":
+            inputs["seed"] = tf.constant([self._seed, batch[0].seed], tf.int32)
+        signature_outputs = model.signature(**inputs)
+        names = self._outputs or sorted(signature_outputs)
+        # Plain Python values: cheaper to slice per row, to pickle between stages and to post-process.
+        columns = [signature_outputs[name].numpy().tolist() for name in names]
+        if type(batch[0]) is not tuple:  # one model input per example (a task's examples are of one kind)
+            inferences = [dict(zip(names, row)) for row in zip(*columns)]
+        else:
+            inferences = [{name: column[start:stop] for name, column in zip(names, columns)}
+                          for start, stop in zip(owners, owners[1:])]
+        version = model.version
+        return [PredictionResult(example, inference, version) for example, inference in zip(batch, inferences)]
+
+    def get_num_bytes(self, batch: Sequence[Example]) -> int:
+        """Characters in the batch (RunInference's byte counter)."""
+        return sum(map(len, _flatten(batch)[0]))
+
+    def get_metrics_namespace(self) -> str:
+        return "seqbeam_infer"
+
+
+def _flatten(batch: Sequence[Example]) -> tuple[list[str], list[int]]:
+    """All model inputs of a batch, and where each example's inputs start (plus the end)."""
+    texts: list[str] = []
+    owners = [0]
+    for example in batch:
+        kind = type(example)
+        if kind is str:
+            texts.append(example)
+        elif kind is tuple:
+            texts.extend(example)
+        else:
+            texts.append(example.text)
+        owners.append(len(texts))
+    return texts, owners
+
+
+class LengthBucketBatches(beam.DoFn):
+    """Lists of keyed examples -> batches of up to ``batch_size`` examples of similar length.
+
+    An example goes to the bucket of the first bound >= its length (the last bucket holds
+    the rest); a bucket is emitted when full, and what is left when the bundle ends.
+    """
+
+    def __init__(self, bounds: Sequence[int], batch_size: int):
+        self._bounds = list(bounds)
+        self._batch_size = batch_size
+
+    def start_bundle(self):
+        self._buckets: list[list] = [[] for _ in range(len(self._bounds) + 1)]
+
+    def process(self, keyed_examples: list[tuple[str, Example]]):
+        for keyed in keyed_examples:
+            bucket = self._buckets[bisect.bisect_left(self._bounds, example_length(keyed[1]))]
+            bucket.append(keyed)
+            if len(bucket) == self._batch_size:
+                yield list(bucket)
+                bucket.clear()
+
+    def finish_bundle(self):
+        for bucket in self._buckets:
+            if bucket:
+                yield window.GlobalWindows.windowed_value(bucket)
+        self._buckets = []
+
+
+def fill_percent(texts: Sequence[str]) -> int:
+    """How full a batch of model inputs is: characters / (inputs x longest), in percent (100 = no padding)."""
+    lengths = list(map(len, texts))
+    longest = max(lengths, default=0)
+    return int(100 * sum(lengths) / (longest * len(lengths))) if longest else 100
+
+
+def model_version(model_path: str) -> str:
+    """The version of an exported model: the name of its folder."""
+    return posixpath.basename(model_path.rstrip("/"))
+
+
+def resolve_model_path(model_path: str, model_root: str) -> str:
+    """The SavedModel to serve: ``model_path``, or the newest version under ``model_root``.
+
+    Fails at once, naming the path, when there is no exported model there.
+    """
+    if not model_path:
+        versions = [m.path.rstrip("/") for m in _match(posixpath.join(model_root, "*", "saved_model.pb"))]
+        if not versions:
+            raise FileNotFoundError(
+                f"infer.model_path: no exported model under {model_root}/ (run `seqbeam train` first, "
+                "or set infer.model_path)"
+            )
+        # Versions are export times in seconds: the largest number is the newest.
+        model_path = max((posixpath.dirname(v) for v in versions),
+                         key=lambda p: (len(model_version(p)), model_version(p)))
+    if not FileSystems.exists(posixpath.join(model_path, "saved_model.pb")):
+        raise FileNotFoundError(f"infer.model_path: {model_path} is not a SavedModel folder (no saved_model.pb)")
+    return model_path
+
+
+def read_model_card(model_path: str) -> dict:
+    """The model_card.json written beside an export (task, max lengths, classes)."""
+    card_path = posixpath.join(model_path, "model_card.json")
+    try:
+        with FileSystems.open(card_path) as f:
+            return json.loads(f.read().decode("utf-8"))
+    except Exception as e:
+        raise FileNotFoundError(f"infer.model_path: cannot read {card_path}: {e}") from e
+
+
+def _match(pattern: str) -> list:
+    try:
+        return FileSystems.match([pattern])[0].metadata_list
+    except Exception:  # a folder that does not exist
+        return []
+
