@@ -34,8 +34,10 @@ Models (trained once, shared by both sections):
    the end of the run), ``wall rows/s`` (rows / wall time around ``run_config``, the
    model-card read included), the ``in / out / rejected`` counts, sentences/s for emoji
    (sentences in the ``sentences`` column of the output / job seconds), peak RSS (the
-   largest sum, sampled every 0.2 s, of the RSS of this process and its children), and
-   ``same as bucketed``: the share of rows whose output (emoji: every sentence's label;
+   largest sum, sampled every 0.2 s, of the RSS of this process and its children),
+   ``cores used / other`` (CPU seconds of this process and its children / of every other
+   process on the machine during the run, over its wall time: a check that nothing else
+   competed for the cores), and ``same as bucketed``: the share of rows whose output (emoji: every sentence's label;
    dates: the model output; translation: the text; reber: the decision) is identical in
    the run without buckets (join on id). Corpora:
    - emoji: each line 1-3 sentences drawn from the shipped sentences (a "." added to a
@@ -89,10 +91,11 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from typing import Any, Callable, Optional, Sequence
+
+from reporting import TreeRssSampler, mark as _mark, md_table as _md_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(ROOT, "configs")
@@ -150,7 +153,6 @@ TARGET_SYLLABLES = (["", "b", "c", "d", "f", "g", "j", "l", "m", "n", "ñ", "p",
                      "bl", "gr", "pr", "ll"],
                     ["a", "e", "i", "o", "u", "ie", "ue", "á", "é"], ["", "", "n", "r", "s", "l", "z"])
 
-SAMPLE_INTERVAL_S = 0.2
 MIB = 1024 * 1024
 
 # Date libraries: label -> (library, settings shown, parse function factory).
@@ -198,50 +200,39 @@ def load_task(config_file: str, overrides: Sequence[str]):
     return load_config(path, [*list(overrides), *extra]) if extra else config
 
 
-class TreeRssSampler:
-    """Peak of the summed RSS of this process and all its descendants, sampled in a thread."""
 
-    def __init__(self, interval: float = SAMPLE_INTERVAL_S):
+
+class OtherLoad:
+    """CPU time spent by other processes on this machine meanwhile, in cores (a contention check).
+
+    System-wide busy time (all states but idle and iowait) minus this process's and its
+    children's CPU time, over the wall time of the block; ``steal`` is the hypervisor's.
+    """
+
+    def __enter__(self) -> "OtherLoad":
         import psutil
 
         self._psutil = psutil
-        self._root = psutil.Process(os.getpid())
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
-        self.peak = 0
-        self.peak_processes = 0
-
-    def sample(self) -> None:
-        psutil = self._psutil
-        try:
-            total, count = self._root.memory_info().rss, 1
-            children = self._root.children(recursive=True)
-        except psutil.Error:
-            return
-        for child in children:
-            try:
-                total += child.memory_info().rss
-                count += 1
-            except psutil.Error:  # exited between listing and reading
-                pass
-        self.peak = max(self.peak, total)
-        self.peak_processes = max(self.peak_processes, count)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> "TreeRssSampler":
-        self.sample()
-        self._thread.start()
+        self._started = time.perf_counter()
+        self._system = psutil.cpu_times()
+        self._own = self._own_seconds()
         return self
 
+    def _own_seconds(self) -> float:
+        times = self._psutil.Process(os.getpid()).cpu_times()
+        return times.user + times.system + times.children_user + times.children_system
+
+    @staticmethod
+    def _busy(times) -> float:
+        return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sample()
+        system = self._psutil.cpu_times()
+        wall = max(time.perf_counter() - self._started, 1e-9)
+        own = self._own_seconds() - self._own
+        self.own_cores = own / wall
+        self.other_cores = max(0.0, (self._busy(system) - self._busy(self._system) - own) / wall)
+        self.steal_cores = (getattr(system, "steal", 0.0) - getattr(self._system, "steal", 0.0)) / wall
 
 
 def _forget_models() -> None:
@@ -262,23 +253,8 @@ def _num(x: Optional[float], digits: int = 0) -> str:
     return "n/a" if x is None else f"{x:,.{digits}f}"
 
 
-def _mark(value: Optional[float], target: float) -> str:
-    return "n/a" if value is None else ("ok" if value >= target else "MISS")
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-
-
-def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set) -> str:
-    table = [list(header)] + [list(r) for r in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-
-    def line(row):
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
-
-    return "\n".join([line(table[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in table[1:]])
 
 
 def line_number(row_id: str) -> int:
@@ -531,12 +507,13 @@ def run_job(config) -> dict:
     """Runs the inference job once in this process: summary, wall seconds, peak RSS."""
     from seqbeam.pipelines import infer
 
-    with TreeRssSampler() as sampler:
+    with TreeRssSampler() as sampler, OtherLoad() as load:
         started = time.perf_counter()
         summary = infer.run_config(config, save_main_session=False)
         wall = time.perf_counter() - started
     return {"summary": summary, "wall_seconds": wall, "peak_rss_mib": sampler.peak / MIB,
-            "processes": sampler.peak_processes}
+            "processes": sampler.peak_processes, "own_cores": load.own_cores, "other_cores": load.other_cores,
+            "steal_cores": load.steal_cores}
 
 
 def read_predictions(summary: dict):
@@ -654,7 +631,9 @@ def run_throughput(args, workdir: str, models: Models) -> dict:
                     "signature": summary["signature"], "counts": rows, "job_seconds": job_s,
                     "job_rows_per_second": summary["rows_per_second"], "wall_seconds": job["wall_seconds"],
                     "wall_rows_per_second": n / job["wall_seconds"], "peak_rss_mib": job["peak_rss_mib"],
-                    "processes": job["processes"], "input_seconds": corpus.seconds, **figures,
+                    "processes": job["processes"], "own_cores": job["own_cores"],
+                    "other_cores": job["other_cores"], "steal_cores": job["steal_cores"],
+                    "input_seconds": corpus.seconds, **figures,
                     "sentences_per_second": sentences / job_s if sentences is not None and job_s else None,
                     "target_unit": unit, "target_per_second": target, "per_second_for_target": units_per_s,
                     "target_met": None if target is None else units_per_s >= target,
@@ -692,7 +671,8 @@ def progress_line(r: dict) -> str:
     parts = [f"{r['task']:16s} {r['rows']:>9,} rows, {r['mode']:10s}: job {r['job_seconds']:7.1f} s "
              f"{_num(r['job_rows_per_second']):>8} rows/s, wall {r['wall_seconds']:7.1f} s "
              f"{_num(r['wall_rows_per_second']):>8} rows/s; in/out/rejected {counts['in']:,}/{counts['out']:,}/"
-             f"{counts['rejected']:,}; peak RSS {r['peak_rss_mib']:,.0f} MiB"]
+             f"{counts['rejected']:,}; peak RSS {r['peak_rss_mib']:,.0f} MiB; cores used {r['own_cores']:.2f}, "
+             f"by other processes {r['other_cores']:.2f}"]
     if r.get("sentences_per_second") is not None:
         parts.append(f"{r['sentences']:,} sentences, {r['sentences_per_second']:,.0f} sentences/s")
         if r.get("input_sentences") is not None and r["input_sentences"] != r["sentences"]:
@@ -712,7 +692,7 @@ def progress_line(r: dict) -> str:
 
 def throughput_table(results: Sequence[dict]) -> str:
     header = ["task", "rows", "batching", "job s", "job rows/s", "wall s", "wall rows/s", "in", "out", "rejected",
-              "sentences/s", "peak RSS MiB", "same as bucketed", "target", "met"]
+              "sentences/s", "peak RSS MiB", "cores used / other", "same as bucketed", "target", "met"]
     rows = []
     for r in results:
         counts = r["counts"]
@@ -721,11 +701,12 @@ def throughput_table(results: Sequence[dict]) -> str:
             r["task"], f"{r['rows']:,}", r["mode"], f"{r['job_seconds']:.1f}", _num(r["job_rows_per_second"]),
             f"{r['wall_seconds']:.1f}", _num(r["wall_rows_per_second"]), f"{counts['in']:,}", f"{counts['out']:,}",
             f"{counts['rejected']:,}", _num(r.get("sentences_per_second")), f"{r['peak_rss_mib']:,.0f}",
+            f"{r['own_cores']:.2f} / {r['other_cores']:.2f}",
             _pct(r["same_as_bucketed"]) if "same_as_bucketed" in r else "",
             target, "" if r["target_met"] is None else ("ok" if r["target_met"] else "MISS"),
         ])
     return _md_table(header, rows, ["---", "---:", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:",
-                                    "---:", "---:", "---:", "---", "---"])
+                                    "---:", "---:", "---:", "---:", "---", "---"])
 
 
 def translate_lines(results: Sequence[dict]) -> list[str]:
@@ -753,15 +734,16 @@ def time_library(parse: Callable[[str], Any], examples: Sequence) -> dict:
     except Exception:
         pass
     correct = []
-    started = time.perf_counter()
-    for example in examples:
-        try:
-            result = parse(example.raw)
-            correct.append(result is not None and result.date().isoformat() == example.iso)
-        except Exception:  # noqa: BLE001 - any failure counts as wrong
-            correct.append(False)
-    seconds = time.perf_counter() - started
-    return {"correct": correct, "seconds": seconds}
+    with OtherLoad() as load:
+        started = time.perf_counter()
+        for example in examples:
+            try:
+                result = parse(example.raw)
+                correct.append(result is not None and result.date().isoformat() == example.iso)
+            except Exception:  # noqa: BLE001 - any failure counts as wrong
+                correct.append(False)
+        seconds = time.perf_counter() - started
+    return {"correct": correct, "seconds": seconds, "other_cores": load.other_cores}
 
 
 def run_dates(args, workdir: str, models: Models) -> dict:
@@ -795,9 +777,10 @@ def run_dates(args, workdir: str, models: Models) -> dict:
         f"length buckets {list(config.infer.length_buckets)}",
         "correct": seqbeam_correct, "rows_per_second": summary["rows_per_second"],
         "wall_rows_per_second": len(examples) / job["wall_seconds"], "counts": summary["rows"],
-        "peak_rss_mib": job["peak_rss_mib"]}}
+        "peak_rss_mib": job["peak_rss_mib"], "other_cores": job["other_cores"]}}
     print(f"  seqbeam job: {summary['rows']}, {summary['seconds']:.1f} s, {_num(summary['rows_per_second'])} rows/s "
-          f"(wall {job['wall_seconds']:.1f} s)", flush=True)
+          f"(wall {job['wall_seconds']:.1f} s; cores used {job['own_cores']:.2f}, by other processes "
+          f"{job['other_cores']:.2f})", flush=True)
     shutil.rmtree(output_dir, ignore_errors=True)
 
     for label, (library, settings, parse) in _library_settings().items():
@@ -812,8 +795,12 @@ def run_dates(args, workdir: str, models: Models) -> dict:
                           "correct": clean_run["correct"] + noisy_run["correct"],
                           "rows_per_second": len(examples) / seconds if seconds else None,
                           "clean_rows_per_second": n / clean_run["seconds"] if clean_run["seconds"] else None,
-                          "noisy_rows_per_second": n / noisy_run["seconds"] if noisy_run["seconds"] else None}
-        print(f"  {label}: {seconds:.1f} s", flush=True)
+                          "noisy_rows_per_second": n / noisy_run["seconds"] if noisy_run["seconds"] else None,
+                          "other_cores": (clean_run["other_cores"] * clean_run["seconds"]
+                                          + noisy_run["other_cores"] * noisy_run["seconds"]) / seconds
+                          if seconds else None}
+        print(f"  {label}: {seconds:.1f} s (cores used by other processes meanwhile: "
+              f"{methods[label]['other_cores']:.2f})", flush=True)
 
     for m in methods.values():
         c = m.pop("correct")
@@ -838,14 +825,14 @@ def run_dates(args, workdir: str, models: Models) -> dict:
 
     print()
     header = ["method", "settings", "clean exact", "noisy exact", "rows/s (clean+noisy)", "clean rows/s",
-              "noisy rows/s"]
+              "noisy rows/s", "other processes (cores)"]
     rows = []
     for label, m in methods.items():
         mark = " (best)" if label in (best_dateutil, best_dateparser) else ""
         rows.append([label + mark, m["settings"], _pct(m["clean_exact"]), _pct(m["noisy_exact"]),
                      _num(m["rows_per_second"]), _num(m.get("clean_rows_per_second")),
-                     _num(m.get("noisy_rows_per_second"))])
-    print(_md_table(header, rows, ["---", "---", "---:", "---:", "---:", "---:", "---:"]))
+                     _num(m.get("noisy_rows_per_second")), _num(m.get("other_cores"), 2)])
+    print(_md_table(header, rows, ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:"]))
     print("(seqbeam rows/s: the job summary's, one job over the clean and noisy rows together, model load and Beam "
           "start-up included; wall "
           f"{_num(s['wall_rows_per_second'])} rows/s. Libraries: one call per date in this process, one core.)")

@@ -55,9 +55,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from typing import Any, Optional, Sequence
+
+from reporting import TreeRssSampler
 
 CORPORA = ("dates", "words")
 DEFAULT_ROWS = (10_000, 100_000, 1_000_000)
@@ -72,7 +73,6 @@ TARGET_ROWS_PER_S_AT = 1_000_000  # ... at this many rows (and above)
 TARGET_RATIO = 5.0  # pipeline seconds / floor seconds
 TARGET_RSS_GROWTH = 1.25  # "flat": peak RSS at the largest N / at the smallest N
 
-SAMPLE_INTERVAL_S = 0.2
 MIB = 1024 * 1024
 
 # Words corpus.
@@ -265,55 +265,6 @@ def prepare(corpus: str, rows: int, seed: int, workdir: str, num_shards: int) ->
 # --------------------------------------------------------------------------- measurement
 
 
-class TreeRssSampler:
-    """Peak of the summed RSS of a process and all its descendants, sampled in a thread."""
-
-    def __init__(self, pid: Optional[int] = None, interval: float = SAMPLE_INTERVAL_S):
-        import psutil
-
-        self._psutil = psutil
-        self._root = psutil.Process(pid or os.getpid())
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
-        self.peak = 0
-        self.peak_root = 0
-        self.peak_processes = 0
-        self.samples = 0
-
-    def sample(self) -> None:
-        psutil = self._psutil
-        try:
-            root = self._root.memory_info().rss
-            children = self._root.children(recursive=True)
-        except psutil.Error:
-            return
-        total, count = root, 1
-        for child in children:
-            try:
-                total += child.memory_info().rss
-                count += 1
-            except psutil.Error:  # exited between listing and reading
-                pass
-        self.samples += 1
-        self.peak = max(self.peak, total)
-        self.peak_root = max(self.peak_root, root)
-        self.peak_processes = max(self.peak_processes, count)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> "TreeRssSampler":
-        self.sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sample()
 
 
 def measure_pipeline(config_dict: dict, beam_args: Sequence[str]) -> dict:

@@ -59,6 +59,8 @@ import time
 import warnings
 from typing import Any, Optional, Sequence
 
+from reporting import mark as _mark, md_table as _md_table, text_table as _text_table
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(ROOT, "configs")
 SHARED_DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
@@ -205,23 +207,8 @@ def _rate(correct: int, total: int) -> Optional[float]:
     return correct / total if total else None
 
 
-def _mark(value: Optional[float], target: float) -> str:
-    return "n/a" if value is None else ("ok" if value >= target else "MISS")
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-
-
-def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set) -> str:
-    table = [list(header)] + [list(r) for r in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-
-    def line(row):
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
-
-    return "\n".join([line(table[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in table[1:]])
 
 
 # --------------------------------------------------------------------------- 1. throughput

@@ -10,6 +10,7 @@ import random
 
 import pyarrow.parquet as pq
 import pytest
+import tensorflow as tf
 
 from seqbeam.pipelines import infer, preprocess, train
 from seqbeam.pipelines.config import config_from_dict
@@ -283,3 +284,42 @@ def test_names_job_samples_reproducibly_and_flags_novel_names(names_model, tmp_p
     assert read_table(again["predictions"]).column("name").equals(table.column("name"))
     other_seed = infer.run_config(with_infer(config, seed=4), save_main_session=False)
     assert not read_table(other_seed["predictions"]).column("name").equals(table.column("name"))
+
+
+# ------------------------------------------------------------------------------ a failing model call
+
+
+class FailsOnBoom(tf.Module):
+    """A binary classifier whose model call fails for any batch holding the text "boom"."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(self, text):
+        has_boom = tf.reduce_any(tf.equal(text, "boom"))
+        with tf.control_dependencies([tf.debugging.assert_equal(has_boom, False, message="boom in batch")]):
+            rows = tf.shape(text)[0]
+            return {"label": tf.zeros([rows], tf.int64), "probability": tf.fill([rows], 0.25),
+                    "tokens": tf.cast(tf.strings.length(text, unit="UTF8_CHAR"), tf.int64)}
+
+
+def test_a_batch_whose_model_call_fails_is_rejected_row_by_row_and_the_job_goes_on(tmp_path):
+    model_path = tmp_path / "model" / "1"
+    module = FailsOnBoom()
+    tf.saved_model.save(module, str(model_path), signatures={"serving_default": module.serve})
+    (model_path / "model_card.json").write_text(json.dumps({"task": "flaky", "max_lengths": {"tokens": 64}}))
+    # Same-length rows go to one bucket: batches of 4 in file order, the second holds "boom".
+    texts = ["aaaa", "bbbb", "cccc", "dddd", "eeee", "boom", "ffff", "gggg", "hhhh", "iiii"]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    config = config_from_dict({
+        "task": {"name": "flaky", "kind": "classifier", "classes": ["no", "yes"]},
+        "data": {"format": "text", "path": str(tmp_path / "in.txt"), "label_column": 1},
+        "infer": {"model_path": str(model_path), "max_batch_size": 4, "min_batch_size": 1},
+        "output_dir": str(tmp_path / "out"),
+    })
+    summary = infer.run_config(config, save_main_session=False)
+    assert summary["rows"] == {**summary["rows"], "in": 10, "out": 6, "rejected": 4}
+    assert sorted(read_table(summary["predictions"]).column("text").to_pylist()) == [
+        "aaaa", "bbbb", "cccc", "dddd", "hhhh", "iiii"]
+    rejected = read_table(summary["rejected"]).to_pylist()
+    assert sorted((r["input"], r["stage"], r["code"]) for r in rejected) == [
+        (t, "infer", "inference_error") for t in ("boom", "eeee", "ffff", "gggg")]
+    assert all("boom in batch" in r["reason"] for r in rejected)

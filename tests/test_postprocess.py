@@ -17,6 +17,7 @@ from seqbeam.transforms.postprocess import (
     check_date,
     detokenize,
     emojify,
+    failed_inference_rejections,
     name_key,
     split_sentences,
 )
@@ -136,3 +137,16 @@ def test_name_outputs_novelty_and_empty_samples():
     assert (old.row["name"], old.row["novel"]) == ("Tyrannosaurus", False)
     assert (new.row["name"], new.row["novel"]) == ("Zorgosaurus", True)
     assert empty.row is None and empty.rejected["code"] == "empty_sample"
+
+
+def test_a_failed_model_call_rejects_every_row_of_its_batch_with_the_error():
+    from seqbeam.transforms.inference import Prompt
+
+    batch = [("a:1", "first"), ("a:2", ("two ", "sentences")), ("s:3", Prompt("", 4))]
+    records = failed_inference_rejections((batch, ValueError("tensor shape mismatch")))
+    assert [(r["id"], r["raw"], r["stage"], r["code"]) for r in records] == [
+        ("a:1", "first", "infer", "inference_error"),
+        ("a:2", "two sentences", "infer", "inference_error"),
+        ("s:3", "", "infer", "inference_error"),
+    ]
+    assert all(r["reason"] == "inference_error: ValueError: tensor shape mismatch" for r in records)

@@ -359,7 +359,8 @@ def test_jsonl(tmp_path):
         "\n"                                                   # 8 empty_line
         '"just a string"\n'                                    # 9 malformed_json
         '{"text": "sin label", "uid": "w"}\n'                 # 10 missing_column
-        '{"text": "ünïcode ❤️", "label": 2, "uid": "u"}\n',    # 11 row
+        '{"text": "ünïcode ❤️", "label": 2, "uid": "u"}\n'     # 11 row
+        '{"text": "half \\ud83d pair", "label": 2}\n',        # 12 undecodable (lone surrogate)
     )
     read(
         DataConfig(format="jsonl", path=path, label_column="label", id_column="uid"),
@@ -373,6 +374,7 @@ def test_jsonl(tmp_path):
             ("c.jsonl:8", "empty_line"),
             ("c.jsonl:9", "malformed_json"),
             ("c.jsonl:10", "missing_column"),
+            ("c.jsonl:12", "undecodable"),
         ],
     )
 

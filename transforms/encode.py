@@ -21,7 +21,6 @@ import tensorflow_text as tf_text
 from seqbeam.pipelines.config import Config
 from seqbeam.transforms.examples import serialize_int_examples
 from seqbeam.transforms.records import REJECTED, SPLITS, STAGE_ENCODE, STATS, RowBatch, rejection
-from seqbeam.transforms.runtime import freeze_long_lived_objects
 from seqbeam.transforms.tokenizer import TextTokenizer
 from seqbeam.transforms.vocabulary import END_ID, START_ID, Vocabulary
 
@@ -117,7 +116,6 @@ class EncodeBatches(beam.DoFn):
     def setup(self):
         # Built on the worker: importing the tokenizer module registers the tensorflow-text ops.
         self._tokenizer = TextTokenizer.from_config(self._tokenizer_config)
-        freeze_long_lived_objects()
 
     def _encoder(self, source_vocab: Vocabulary, target_vocab: Optional[Vocabulary]) -> FeatureEncoder:
         key = (source_vocab.fingerprint, target_vocab.fingerprint if target_vocab else "")

@@ -345,11 +345,31 @@ class PostprocessBatches(beam.DoFn):
 
 
 def failed_inference_rejections(failure: tuple) -> list[dict]:
-    """Rejected records for every row of a batch whose model call raised (RunInference's DLQ)."""
+    """Rejected records for every row of a batch whose model call raised (RunInference's dead letters).
+
+    ``failure`` is ``(batch, error)``; Beam gives the error as ``(type, repr, traceback lines)``.
+    """
     batch, error = failure
-    detail = f"{type(error).__name__}: {error}"[:500]
-    return [rejection(key, _example_text(example), STAGE_INFER, "inference_error", detail)
+    if isinstance(error, tuple):
+        detail = _error_message(*error)
+    else:
+        detail = f"{type(error).__name__}: {error}"
+    return [rejection(key, _example_text(example), STAGE_INFER, "inference_error", detail[:500])
             for key, example in batch]
+
+
+def _error_message(error_type: Any, error_repr: str, traceback_lines: Sequence[str] = ()) -> str:
+    """``Type: message`` of a dead letter, the message taken from the traceback.
+
+    The repr of a TensorFlow error omits its message.
+    """
+    name = getattr(error_type, "__name__", str(error_type))
+    lines = "".join(traceback_lines).splitlines()
+    starts = [i for i, line in enumerate(lines) if line.split(":", 1)[0].endswith(name)]
+    if not starts:
+        return f"{name}: {error_repr}"
+    message = " ".join(line.strip() for line in lines[starts[-1]:] if line.strip()).partition(":")[2]
+    return f"{name}:{message}"
 
 
 def _example_text(example: Any) -> str:

@@ -230,9 +230,21 @@ class _ColumnPicker:
                 return _reject(
                     default_id, raw, "not_text", f"column {column!r} holds {type(value).__name__}, not text"
                 )
+            if role in ("text", "target") and not _encodable(value):
+                return _reject(default_id, raw, "undecodable",
+                               f"column {column!r} holds a lone surrogate (a JSON \\uD800-style escape), not UTF-8")
             values[role] = value
         row_id = str(values.pop("id")) if "id" in values else default_id
         return Row(id=row_id, **values)
+
+
+def _encodable(text: str) -> bool:
+    """Whether the text is valid Unicode: JSON can spell lone surrogates, which UTF-8 cannot hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _shape(record: Any) -> str:

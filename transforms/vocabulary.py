@@ -17,7 +17,6 @@ import tensorflow as tf
 from apache_beam.io.filesystems import FileSystems
 
 from seqbeam.pipelines.config import TokenizerConfig, VocabConfig
-from seqbeam.transforms.runtime import freeze_long_lived_objects
 from seqbeam.transforms.tokenizer import TextTokenizer
 
 PAD, UNK, START, END = "<pad>", "<unk>", "<start>", "<end>"
@@ -141,7 +140,6 @@ class CountTrainTokens(beam.DoFn):
 
     def setup(self):
         self._counter = TokenCounter(TextTokenizer.from_config(self._tokenizer_config))
-        freeze_long_lived_objects()
 
     def process(self, batch):
         column = getattr(batch, self._column)
