@@ -200,8 +200,6 @@ def load_task(config_file: str, overrides: Sequence[str]):
     return load_config(path, [*list(overrides), *extra]) if extra else config
 
 
-
-
 class OtherLoad:
     """CPU time spent by other processes on this machine meanwhile, in cores (a contention check).
 
@@ -251,10 +249,6 @@ def _pct(x: Optional[float], digits: int = 2) -> str:
 
 def _num(x: Optional[float], digits: int = 0) -> str:
     return "n/a" if x is None else f"{x:,.{digits}f}"
-
-
-
-
 
 
 def line_number(row_id: str) -> int:

@@ -265,8 +265,6 @@ def prepare(corpus: str, rows: int, seed: int, workdir: str, num_shards: int) ->
 # --------------------------------------------------------------------------- measurement
 
 
-
-
 def measure_pipeline(config_dict: dict, beam_args: Sequence[str]) -> dict:
     """Runs the job once in this process; wall time, peak tree RSS and the row accounting."""
     from seqbeam.pipelines.config import config_from_dict

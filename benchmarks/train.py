@@ -207,10 +207,6 @@ def _rate(correct: int, total: int) -> Optional[float]:
     return correct / total if total else None
 
 
-
-
-
-
 # --------------------------------------------------------------------------- 1. throughput
 
 
