@@ -19,16 +19,15 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	@for task in $(TASKS); do \
-		echo "== preprocess $$task -> $(DEMO_DIR)/$$task/data"; \
-		$(BIN)/seqbeam preprocess --config configs/$$task.yaml --set output_dir=$(DEMO_DIR) || exit 1; \
-		echo "== train and export $$task -> $(DEMO_DIR)/$$task/model"; \
-		$(BIN)/seqbeam train --config configs/$$task.yaml --set output_dir=$(DEMO_DIR) || exit 1; \
-		echo "== infer $$task -> $(DEMO_DIR)/$$task/predictions"; \
-		$(BIN)/seqbeam infer --config configs/$$task.yaml --set output_dir=$(DEMO_DIR) || exit 1; \
+		echo "== seqbeam run $$task -> $(DEMO_DIR)/$$task"; \
+		$(BIN)/seqbeam run --config configs/$$task.yaml --set output_dir=$(DEMO_DIR) || exit 1; \
 	done
-	@echo "Demo outputs under $(DEMO_DIR)/<task>/: data/ (shards, vocab/, rejected/, metadata.json),"
-	@echo "train/ (history.json, metrics.json, logs/), model/<version>/ (SavedModel + model_card.json),"
-	@echo "predictions/*.parquet, rejected/*.parquet and infer_summary.json."
+	@echo
+	@echo "Reports: $(foreach task,$(TASKS),$(DEMO_DIR)/$(task)/report.html)"
+	@echo "Each $(DEMO_DIR)/<task>/ holds data/ (TFRecord shards, vocab/, rejected/, metadata.json),"
+	@echo "train/ (history.json, logs/), model/<version>/ (SavedModel + model_card.json),"
+	@echo "predictions/*.parquet, rejected/*.parquet, eval/metrics.json, report.html and _markers/."
+	@echo "A second 'make demo' skips every stage that is up to date."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

@@ -22,6 +22,8 @@ _INSTALL_REQUIRES = [
     "gcsfs>=2024.2",
     "google-crc32c>=1.5",  # fast TFRecord checksums in Beam's tfrecordio
     "pyyaml>=6,<7",
+    "sacrebleu>=2.4,<3",  # BLEU and chrF of the evaluation stage
+    "matplotlib>=3.8,<4",  # the plots of the HTML report
 ]
 
 _DEV_REQUIRES = [

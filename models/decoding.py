@@ -83,18 +83,22 @@ class Seq2SeqDecoder(tf.Module):
         return memory, state, mask
 
     def _step(self, ids: tf.Tensor, state: list[tf.Tensor], memory: tf.Tensor,
-              mask: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        """Log-probabilities ``[N, V]`` of the token after ``ids`` ``[N]`` (pad/start at -inf), new state."""
+              mask: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor], tf.Tensor]:
+        """Log-probabilities ``[N, V]`` of the token after ``ids`` ``[N]`` (pad/start at -inf), new state,
+        and the step's attention weights over the source ``[N, S]`` (zeros without attention)."""
         # tf.identity drops the Keras mask that the embedding attaches (the cell takes none).
         embedded = tf.identity(self.target_embedding(ids))
         output, state = self.decoder.cell(embedded, state)
         if self.has_attention:
-            context, _ = self.attention(output[:, None, :], memory, value_mask=mask)
+            context, weights = self.attention(output[:, None, :], memory, value_mask=mask)
             output = self.attention_combine(self.attention_concat([output, context[:, 0, :]]))
+            weights = tf.cast(weights[:, 0, :], tf.float32)
+        else:
+            weights = tf.zeros(tf.shape(mask), tf.float32)
         log_probs = tf.nn.log_softmax(tf.cast(self.logits(output), tf.float32))
         token = tf.range(self.vocab_size)
         never = tf.logical_or(tf.equal(token, PAD_ID), tf.equal(token, START_ID))
-        return tf.where(never[None, :], tf.constant(-float("inf")), log_probs), list(state)
+        return tf.where(never[None, :], tf.constant(-float("inf")), log_probs), list(state), weights
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name="source")])
     def greedy(self, source: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -102,17 +106,35 @@ class Seq2SeqDecoder(tf.Module):
 
         Each step takes the most probable token (ties: the lowest id).
         """
+        ids, log_prob, _ = self._greedy(source, keep_attention=False)
+        return ids, log_prob
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name="source")])
+    def greedy_attention(self, source: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """:meth:`greedy` plus where the decoder looked: weights ``float32 [B, max_length, S]``.
+
+        Row ``t`` is the attention over the source when step ``t`` chose its token (the
+        ``<end>`` step included; rows after it are 0), for attention heatmaps of a
+        translation. Zeros for a model without attention.
+        """
+        return self._greedy(source, keep_attention=True)
+
+    def _greedy(self, source: tf.Tensor, keep_attention: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         batch = tf.shape(source)[0]
         memory, state, mask = self._encode(source)
         ids = tf.fill([batch], tf.constant(START_ID, tf.int64))
         log_prob = tf.zeros([batch], tf.float32)
         done = tf.zeros([batch], tf.bool)
         generated = tf.zeros([batch, self.max_length], tf.int64)
+        attention = tf.zeros([batch, self.max_length if keep_attention else 0, tf.shape(source)[1]], tf.float32)
         columns = tf.range(self.max_length)
         for t in tf.range(self.max_length):
             if tf.reduce_all(done):
                 break
-            step_log_probs, state = self._step(ids, state, memory, mask)
+            step_log_probs, state, weights = self._step(ids, state, memory, mask)
+            if keep_attention:
+                weights = tf.where(done[:, None], 0.0, weights)
+                attention = tf.where(tf.equal(columns, t)[None, :, None], weights[:, None, :], attention)
             # The argmax of the running total (the same as that of the step's log-probabilities)
             # is exactly the float computation beam search does, so width 1 gives the same bits.
             candidates = log_prob[:, None] + step_log_probs
@@ -121,7 +143,7 @@ class Seq2SeqDecoder(tf.Module):
             done = tf.logical_or(done, tf.equal(ids, END_ID))
             written = tf.where(done, tf.constant(PAD_ID, tf.int64), ids)
             generated = tf.where(tf.equal(columns, t)[None, :], written[:, None], generated)
-        return generated, log_prob
+        return generated, log_prob, attention
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, None], tf.int64, name="source"),
@@ -166,7 +188,7 @@ class Seq2SeqDecoder(tf.Module):
         for t in tf.range(self.max_length):
             if tf.reduce_all(finished):
                 break
-            step_log_probs, state = self._step(ids, state, memory, mask)
+            step_log_probs, state, _ = self._step(ids, state, memory, mask)
             step_log_probs = tf.reshape(step_log_probs, [batch, k, vocab])
             candidates = tf.where(finished[:, :, None], scores[:, :, None] + stay, scores[:, :, None] + step_log_probs)
             candidate_lengths = tf.where(finished, lengths, t + 1)

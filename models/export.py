@@ -13,7 +13,8 @@ Classifiers and seq2seq models also return ``tokens``, the input's token count b
 it was cut to the model's length, so a caller can tell a truncated input.
 
 Further signatures: seq2seq models serve ``greedy(text)`` and ``beam_search(text,
-beam_width)`` whatever the configured default; language models serve ``sample(text,
+beam_width)`` whatever the configured default, and, with attention, ``attention(text)``
+(greedy decoding with its attention weights, for heatmaps); language models serve ``sample(text,
 seed)``, reproducible for a given ``int32[2]`` seed (``serving_default`` draws a new seed
 per call).
 """
@@ -136,6 +137,24 @@ class Seq2SeqServing(tf.Module):
                                               tf.constant(self.length_penalty, tf.float32))
         return self._outputs(ids, score, source)
 
+    @tf.function(input_signature=[_TEXT_SPEC])
+    def attention(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Greedy decoding and where it looked: the data of an attention heatmap.
+
+        ``source_tokens`` ``[B, S]`` (the tokens the model read, "" as padding),
+        ``target_tokens`` ``[B, T]`` (the decoded tokens, "" after the last one) and
+        ``weights`` ``[B, T, S]``: row ``t`` is the attention over the source when target
+        token ``t`` was chosen (the row after the last token is the ``<end>`` step).
+        """
+        source = self.source_ids(text)
+        padded = pad_to_longest(source, self.source_length)
+        ids, score, weights = self.decoder.greedy_attention(padded)
+        tokens = self.source_ids.tokenizer.tokenize(text)[:, : tf.shape(padded)[1]]
+        source_tokens = tokens.to_tensor(default_value="", shape=tf.shape(padded, out_type=tf.int64))
+        target_tokens = tf.where(ids > 3, tf.gather(self.target_tokens, ids), "")
+        return {**self._outputs(ids, score, source), "source_tokens": source_tokens,
+                "target_tokens": target_tokens, "weights": weights}
+
     def _outputs(self, ids: tf.Tensor, score: tf.Tensor, source: tf.RaggedTensor) -> dict[str, tf.Tensor]:
         tokens = tf.ragged.boolean_mask(tf.gather(self.target_tokens, ids), ids > 3)
         return {"text": tf.strings.reduce_join(tokens, axis=-1, separator=self.separator), "score": score,
@@ -177,6 +196,8 @@ def _signatures(module: tf.Module) -> dict:
     signatures = {"serving_default": module.serve}
     if isinstance(module, Seq2SeqServing):
         signatures.update(greedy=module.greedy, beam_search=module.beam_search)
+        if module.decoder.has_attention:
+            signatures["attention"] = module.attention
     elif isinstance(module, LanguageModelServing):
         signatures["sample"] = module.sample
     return signatures
@@ -195,7 +216,7 @@ def export_model(config: Config, model: keras.Model, metadata: dict, data_dir: s
     card = {
         "task": config.task.name,
         "family": config.train.model.family,
-        "config_hash": config.hash,
+        "config_hash": config.stage_hash("train"),
         "data_config_hash": metadata["config_hash"],
         "vocab_sizes": metadata["vocab_sizes"],
         "max_lengths": metadata["max_lengths"],

@@ -1,9 +1,14 @@
 """The ``seqbeam`` command line.
 
+    seqbeam run --config configs/<task>.yaml [--force] [--stages S,...] [--set key=value ...] [Beam flags]
     seqbeam preprocess --config configs/<task>.yaml [--set key=value ...] [Beam flags]
     seqbeam train --config configs/<task>.yaml [--set key=value ...] [--no-export]
     seqbeam infer --config configs/<task>.yaml [--set key=value ...] [Beam flags]
+    seqbeam evaluate --config configs/<task>.yaml [--set key=value ...] [Beam flags]
     seqbeam generate {dates,reber} -n N -o PATH [--seed S]
+
+`run` chains preprocess -> train -> infer -> evaluate (skipping the stages that are up to
+date for the config) and writes <output_dir>/<task>/report.html.
 
 Beam flags (``--runner``, ``--direct_running_mode``, ``--project``, ``--temp_location``,
 ``--setup_file`` ...) are passed to the pipeline untouched.
@@ -12,6 +17,7 @@ Beam flags (``--runner``, ``--direct_running_mode``, ``--project``, ``--temp_loc
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -19,7 +25,7 @@ from typing import Optional, Sequence
 
 from seqbeam.pipelines.config import ConfigError
 
-_COMMANDS = ("preprocess", "train", "infer", "generate")
+_COMMANDS = ("run", "preprocess", "train", "infer", "evaluate", "generate")
 
 
 def job_parser(prog: str, description: str, example_override: str) -> argparse.ArgumentParser:
@@ -42,22 +48,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     command, rest = argv[0], argv[1:]
     try:
-        if command == "preprocess":
-            from seqbeam.pipelines import preprocess
-
-            preprocess.run(rest)
-        elif command == "train":
-            from seqbeam.pipelines import train
-
-            train.run(rest)
-        elif command == "infer":
-            from seqbeam.pipelines import infer
-
-            infer.run(rest)
-        else:
-            from seqbeam.pipelines import generate
-
-            generate.run(rest)
+        importlib.import_module(f"seqbeam.pipelines.{command}").run(rest)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         print(f"seqbeam {command}: {e}", file=sys.stderr)
         return 2

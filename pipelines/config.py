@@ -215,6 +215,25 @@ class InferConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    """Settings of the evaluation stage of ``seqbeam run``."""
+
+    # Labelled rows the predictions are scored against, joined by row id, read like
+    # ``data``. Default: the annotated corpus itself when it is generated (it carries its
+    # targets), else the task's ``data`` when the annotated corpus is the training corpus.
+    reference: Union[DataConfig, None] = None
+    # Seq2seq models with attention: how many inputs get an attention heatmap in the report.
+    attention_examples: int = 4
+
+
+# The job stages of ``seqbeam run``, in order, and the config sections each one reads
+# (with those of the stages before it): a stage is redone when one of them changes.
+STAGES = ("preprocess", "train", "infer", "evaluate")
+_STAGE_SECTIONS = {"preprocess": ("task", "data", "preprocess"), "train": ("train",), "infer": ("infer",),
+                   "evaluate": ("evaluate",)}
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """A whole task: data + tokenizer + preprocessing + training settings, read by every job."""
 
@@ -224,6 +243,7 @@ class Config:
     # Required by the training job only.
     train: Union[TrainConfig, None] = None
     infer: InferConfig = InferConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
     # Outputs go to <output_dir>/<task.name>/; local path or gs://.
     output_dir: str = "runs"
 
@@ -254,8 +274,24 @@ class Config:
     @property
     def hash(self) -> str:
         """Short stable digest of the resolved config: names the outputs it produced."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+        return _digest(self.to_dict())
+
+    def stage_hash(self, stage: str) -> str:
+        """Digest of the config sections ``stage`` and the stages before it read.
+
+        Outputs of a stage are still valid when its hash is unchanged: changing
+        ``infer.emoji_threshold`` redoes inference and evaluation, not training.
+        """
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+        resolved = self.to_dict()
+        sections = [name for s in STAGES[: STAGES.index(stage) + 1] for name in _STAGE_SECTIONS[s]]
+        return _digest({name: resolved[name] for name in sections})
+
+
+def _digest(payload: dict) -> str:
+    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 def join_path(base: str, *parts: str) -> str:
@@ -429,6 +465,10 @@ def _check_semantics(config: Config, source: str) -> None:
     if config.train is not None:
         _check_train(config, fail)
     _check_infer(config.infer, fail)
+    if config.evaluate.reference is not None:
+        _check_data(config.evaluate.reference, "evaluate.reference", fail)
+    if config.evaluate.attention_examples < 0:
+        fail("evaluate.attention_examples", f"must be 0 (none) or more, got {config.evaluate.attention_examples}")
     if config.output_kind not in _OUTPUTS_OF_KIND[task.kind]:
         fail("infer.output", f"{config.infer.output!r} does not fit a {task.kind} task "
              f"(use one of {', '.join(_OUTPUTS_OF_KIND[task.kind])})")

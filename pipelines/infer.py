@@ -282,7 +282,7 @@ def summarize(config: Config, plan: ServingPlan, counts: dict[str, int], seconds
         raise RuntimeError(f"row accounting failed: {rows_in} rows in, {rows_out} predicted, {rejected} rejected")
     return {
         "task": config.task.name,
-        "config_hash": config.hash,
+        "config_hash": config.stage_hash("infer"),
         "model_path": plan.model_path,
         "signature": plan.signature,
         "rows": {"in": rows_in, "out": rows_out, "rejected": rejected,

@@ -410,6 +410,42 @@ def test_hash_with_an_override_matches_the_edited_file(tmp_path):
     assert overridden.hash == edited.hash
 
 
+TRAIN = {"model": {"family": "emojifier_v1"}, "epochs": 2}
+
+
+@pytest.mark.parametrize("changes, first_changed", [
+    ({"preprocess__max_length": 17}, "preprocess"),
+    ({"data__path": "data/other.csv"}, "preprocess"),
+    ({"train__epochs": 3}, "train"),
+    ({"infer__emoji_threshold": 0.7}, "infer"),
+    ({"evaluate__attention_examples": 2}, "evaluate"),
+    ({"output_dir": "runs/elsewhere"}, None),
+])
+def test_stage_hashes_change_from_the_first_stage_that_reads_the_key(changes, first_changed):
+    base = config_from_dict(emoji(train=TRAIN))
+    changed = config_from_dict(emoji(train=TRAIN, **changes))
+    stages = ("preprocess", "train", "infer", "evaluate")
+    differs = [base.stage_hash(stage) != changed.stage_hash(stage) for stage in stages]
+    first = stages.index(first_changed) if first_changed else len(stages)
+    assert differs == [i >= first for i in range(len(stages))]
+
+
+def test_stage_hash_names_an_unknown_stage():
+    with pytest.raises(ValueError, match="unknown stage 'report'"):
+        config_from_dict(EMOJI).stage_hash("report")
+
+
+def test_evaluate_section_is_checked(tmp_path):
+    config = config_from_dict(emoji(evaluate={"reference": {"format": "csv", "path": "ref.csv", "label_column": 1}}))
+    assert config.evaluate.reference.path == "ref.csv" and config.evaluate.attention_examples == 4
+    with pytest.raises(ConfigError, match="evaluate.reference.path"):
+        config_from_dict(emoji(evaluate={"reference": {"format": "csv"}}))
+    with pytest.raises(ConfigError, match="evaluate.attention_examples"):
+        config_from_dict(emoji(evaluate={"attention_examples": -1}))
+    with pytest.raises(ConfigError, match="evaluate.refrence"):
+        load_config(write_yaml(tmp_path, emoji(evaluate={"refrence": None}), "typo.yaml"))
+
+
 def test_configs_are_frozen():
     config = config_from_dict(EMOJI)
     with pytest.raises(dataclasses.FrozenInstanceError):

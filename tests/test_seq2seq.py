@@ -293,3 +293,21 @@ def test_compile_decoder_and_attention_validate_arguments():
         decoder.beam_search(tf.constant([[4, 5]], tf.int64), tf.constant(0), tf.constant(0.0))
     with pytest.raises(tf.errors.InvalidArgumentError, match="length_penalty"):
         decoder.beam_search(tf.constant([[4, 5]], tf.int64), tf.constant(2), tf.constant(-1.0))
+
+
+def test_greedy_attention_decodes_as_greedy_and_shows_where_it_looked():
+    keras.utils.set_random_seed(5)
+    model = small_model(bidirectional=False, attention=True)
+    records = reversal_records([(4, 5, 6), (13, 12, 11, 10, 9, 8, 7)])
+    decoder = Seq2SeqDecoder(model, LENGTH)
+    source = tf.constant(records["source"])
+    ids, log_prob = decoder.greedy(source)
+    attention_ids, attention_log_prob, weights = (t.numpy() for t in decoder.greedy_attention(source))
+    np.testing.assert_array_equal(ids.numpy(), attention_ids)
+    np.testing.assert_array_equal(log_prob.numpy(), attention_log_prob)
+    assert weights.shape == (2, LENGTH, LENGTH)
+    assert np.all(weights[0, :, 3:] == 0.0)  # source padding
+    for row, written in zip(weights, (attention_ids > 0).sum(axis=1)):
+        steps = min(written + 1, LENGTH)  # the written tokens and the <end> step
+        np.testing.assert_allclose(row[:steps].sum(-1), 1.0, atol=1e-5)
+        assert np.all(row[steps:] == 0.0)

@@ -7,7 +7,7 @@ import datetime
 import io
 import json
 import logging
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import apache_beam as beam
 from apache_beam.io import filebasedsink
@@ -145,7 +145,7 @@ def build_metadata(
     return {
         "task": config.task.name,
         "kind": config.task.kind,
-        "config_hash": config.hash,
+        "config_hash": config.stage_hash("preprocess"),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "classes": list(config.task.classes),
         "tokenizer": config.to_dict()["preprocess"]["tokenizer"],
@@ -165,6 +165,14 @@ def write_json(payload: dict, path: str) -> str:
     with FileSystems.create(path) as f:
         f.write((json.dumps(payload, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     return path
+
+
+def read_json(path: str) -> Any:
+    """A JSON document (local or gs://), or None when there is no such file."""
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path) as f:
+        return json.loads(f.read().decode("utf-8"))
 
 
 def write_text(text: str, path: str) -> str:

@@ -7,7 +7,7 @@ config seed and ``i``, so the same config gives the same rows on every runner.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator
+from typing import Any, Iterator
 
 import apache_beam as beam
 
@@ -23,19 +23,36 @@ def shard_seed(seed: int, shard: int) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
-def generate_shard(config: GeneratorConfig, shard: int) -> Iterator[Row]:
-    """Rows of one shard; ids are ``<generator>-<seed>:<global row index>``."""
+def num_shards(config: GeneratorConfig) -> int:
+    """How many shards the generated corpus is cut into."""
+    return -(-config.num_rows // config.rows_per_shard)
+
+
+def generate_examples(config: GeneratorConfig, shard: int) -> Iterator[tuple[str, Any]]:
+    """``(id, example)`` of one shard: DateExamples or ReberExamples, ids ``<generator>-<seed>:<row index>``.
+
+    The examples keep what the rows drop (a date's format, whether it is noisy), which the
+    evaluation reports accuracy by.
+    """
     start = shard * config.rows_per_shard
     count = min(config.rows_per_shard, config.num_rows - start)
     seed = shard_seed(config.seed, shard)
     prefix = f"{config.name}-{config.seed}"
     if config.name == "dates":
         examples = generate_dates(count, seed, day_first=config.day_first, noise_rate=config.noise_rate)
-        for i, example in enumerate(examples, start=start):
-            yield Row(id=f"{prefix}:{i}", text=example.raw, target=example.iso)
     else:
-        for i, example in enumerate(generate_reber(count, seed), start=start):
-            yield Row(id=f"{prefix}:{i}", text=example.text, label=example.label)
+        examples = generate_reber(count, seed)
+    for i, example in enumerate(examples, start=start):
+        yield f"{prefix}:{i}", example
+
+
+def generate_shard(config: GeneratorConfig, shard: int) -> Iterator[Row]:
+    """Rows of one shard of a generated corpus."""
+    for row_id, example in generate_examples(config, shard):
+        if config.name == "dates":
+            yield Row(id=row_id, text=example.raw, target=example.iso)
+        else:
+            yield Row(id=row_id, text=example.text, label=example.label)
 
 
 class GenerateRows(beam.PTransform):
@@ -47,10 +64,9 @@ class GenerateRows(beam.PTransform):
         self._batch_size = batch_size
 
     def expand(self, pbegin):
-        num_shards = -(-self._config.num_rows // self._config.rows_per_shard)
         return (
             pbegin
-            | "ShardIndices" >> beam.Create(range(num_shards))
+            | "ShardIndices" >> beam.Create(range(num_shards(self._config)))
             | "SpreadShards" >> beam.Reshuffle()
             | "Generate"
             >> beam.FlatMap(lambda shard, config, size: in_batches(generate_shard(config, shard), size),
