@@ -297,22 +297,12 @@ def two_worker_rate(config, workdir: str) -> Optional[float]:
 
 def held_out_dates(config, rejected_ids: set) -> list:
     """The test split's generated examples, regenerated from the seed (ids ``dates-<seed>:<i>``)."""
-    from seqbeam.transforms.date_generator import generate_dates
-    from seqbeam.transforms.synthetic import shard_seed
+    from seqbeam.transforms.synthetic import generate_examples, num_shards
     from seqbeam.transforms.validate import assign_split
 
     gen = config.data.generator
-    examples = []
-    for shard in range(-(-gen.num_rows // gen.rows_per_shard)):
-        start = shard * gen.rows_per_shard
-        count = min(gen.rows_per_shard, gen.num_rows - start)
-        generated = generate_dates(count, shard_seed(gen.seed, shard), day_first=gen.day_first,
-                                   noise_rate=gen.noise_rate)
-        for i, example in enumerate(generated, start=start):
-            row_id = f"{gen.name}-{gen.seed}:{i}"
-            if row_id not in rejected_ids and assign_split(row_id, config.preprocess.splits) == "test":
-                examples.append(example)
-    return examples
+    return [example for shard in range(num_shards(gen)) for row_id, example in generate_examples(gen, shard)
+            if row_id not in rejected_ids and assign_split(row_id, config.preprocess.splits) == "test"]
 
 
 def rejected_ids(data_dir: str) -> set:
