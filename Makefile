@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TASKS := emoji translate dates names reber
 DEMO_DIR ?= runs/demo
 
-.PHONY: install demo test benchmark clean
+.PHONY: install demo test benchmark load clean
 
 # The virtualenv is (re)built whenever setup.py changes.
 $(STAMP): setup.py
@@ -36,6 +36,10 @@ benchmark: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/preprocess.py
 	$(BIN)/python benchmarks/infer.py
+
+# A million rows through preprocess and infer on the multi_processing runner (~5 min on 2 cores).
+load: $(STAMP)
+	$(BIN)/python benchmarks/load.py
 
 clean:
 	rm -rf runs .pytest_cache

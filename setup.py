@@ -31,6 +31,7 @@ _DEV_REQUIRES = [
     "pytest-timeout>=2.3",
     "hypothesis>=6.100",
     "psutil>=5.9",
+    "gcp-storage-emulator>=2024.1",  # a real GCS API on loopback for the gs:// tests
 ]
 
 # The libraries the inference benchmark compares the date normalizer with.

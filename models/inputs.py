@@ -11,18 +11,23 @@ import posixpath
 from typing import Optional
 
 import tensorflow as tf
+from apache_beam.io.filesystems import FileSystems
 
 # Features of each task kind that hold one value per example; they come out as [batch].
 _SCALARS = {"length", "label", "source_length", "target_length"}
 
 
 def load_metadata(data_dir: str) -> dict:
-    """The ``metadata.json`` of a preprocessed task (local or gs://)."""
+    """The ``metadata.json`` of a preprocessed task (local or gs://).
+
+    Read with Beam's filesystems, which wrote it: TensorFlow's GCS client caches an
+    object's size for 5 s and fails on a metadata.json rewritten meanwhile (a rerun).
+    """
     path = posixpath.join(data_dir, "metadata.json")
-    if not tf.io.gfile.exists(path):
+    if not FileSystems.exists(path):
         raise FileNotFoundError(f"{path} not found: run `seqbeam preprocess` for this task first")
-    with tf.io.gfile.GFile(path, "r") as f:
-        return json.load(f)
+    with FileSystems.open(path) as f:
+        return json.loads(f.read().decode("utf-8"))
 
 
 def feature_spec(metadata: dict) -> dict[str, tf.io.FixedLenFeature]:

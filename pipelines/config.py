@@ -339,7 +339,10 @@ def _apply_override(raw: dict, override: str, source: str) -> None:
         elif not isinstance(child, dict):
             return  # an ill-typed section in the file: validation reports it, naming the key
         node = child
-    node[parts[-1]] = yaml.safe_load(value) if value.strip() else ""
+    try:
+        node[parts[-1]] = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {key}: the value is not valid YAML: {e}") from None
 
 
 def _check_key_path(cls: type, parts: Sequence[str], key: str, source: str) -> None:
@@ -422,7 +425,21 @@ def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
         raise ConfigError(
             f"key '{key}' in {source}: expected {_type_name(hint)}, got {type(value).__name__} {value!r}"
         )
-    return value
+    return _whole_characters(value, key, source) if hint is str else value
+
+
+def _whole_characters(text: str, key: str, source: str) -> str:
+    r"""``text`` with YAML's UTF-16 escapes of one character (``"\ud83d\ude04"``) joined into it.
+
+    YAML reads such a pair as two lone surrogates, which no file, log or Parquet column can
+    hold; a surrogate that is not half of a pair is an error naming the key.
+    """
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    try:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        raise ConfigError(f"key '{key}' in {source}: {text!r} holds a lone UTF-16 surrogate") from None
 
 
 def _type_name(hint: Any) -> str:

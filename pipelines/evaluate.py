@@ -31,7 +31,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from seqbeam.pipelines.cli import job_parser
 from seqbeam.pipelines.config import Config, DataConfig, join_path, load_config
-from seqbeam.pipelines.infer import TrainingNames, predictions_dir, summary_path
+from seqbeam.pipelines.infer import TrainingNames, plan_serving, predictions_dir, summary_path
 from seqbeam.pipelines.preprocess import ReadValidBatches
 from seqbeam.pipelines.runners import pipeline_options
 from seqbeam.transforms.metrics import (
@@ -41,7 +41,7 @@ from seqbeam.transforms.metrics import (
     TranslationMetrics,
     length_summary,
 )
-from seqbeam.transforms.sinks import read_json, write_json
+from seqbeam.transforms.sinks import delete_paths, read_json, write_json
 from seqbeam.transforms.synthetic import generate_examples, num_shards
 from seqbeam.transforms.validate import assign_split
 
@@ -350,14 +350,9 @@ def _first_predictions(config: Config, column: str, limit: int) -> list[str]:
     return texts[:limit]
 
 
-def _model_path(config: Config) -> str:
-    return config.infer.model_path or read_json(summary_path(config))["model_path"]
-
-
 def clear_outputs(config: Config) -> None:
     """Deletes a previous evaluation's outputs (a rerun replaces them)."""
-    if FileSystems.exists(eval_dir(config)):
-        FileSystems.delete([eval_dir(config)])
+    delete_paths([eval_dir(config)])
 
 
 def run_config(config: Config, beam_args: Sequence[str] = (), save_main_session: bool = True) -> dict:
@@ -371,7 +366,7 @@ def run_config(config: Config, beam_args: Sequence[str] = (), save_main_session:
     pipeline = beam.Pipeline(options=pipeline_options(beam_args, save_main_session))
     build_pipeline(pipeline, config)
     pipeline.run().wait_until_finish()
-    examples = attention_examples(config, _model_path(config))
+    examples = attention_examples(config, plan_serving(config).model_path)
     if examples:
         write_json({"examples": len(examples), "items": examples}, attention_path(config))
     metrics = read_json(metrics_path(config))

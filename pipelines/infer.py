@@ -23,7 +23,6 @@ import time
 from typing import Optional, Sequence
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
@@ -40,6 +39,7 @@ from seqbeam.transforms.inference import (
 )
 from seqbeam.transforms.postprocess import (
     REJECTED_SCHEMA,
+    STAGE_POSTPROCESS,
     DateOutputs,
     EmojiOutputs,
     NameOutputs,
@@ -50,10 +50,13 @@ from seqbeam.transforms.postprocess import (
     failed_inference_rejections,
     name_key,
     rejected_row,
+    result_inputs,
     split_sentences,
 )
+from seqbeam.transforms.progress import LogProgress
 from seqbeam.transforms.records import REJECTED, STAGE_VALIDATE, Row, rejection
-from seqbeam.transforms.sinks import write_json
+from seqbeam.transforms.retry import RetryRowByRow, single_rows
+from seqbeam.transforms.sinks import delete_paths, write_json
 
 _LOG = logging.getLogger(__name__)
 _NAMESPACE = "infer"
@@ -199,8 +202,9 @@ class Annotate(beam.PTransform):
             results
             | "Rebatch" >> beam.BatchElements(min_batch_size=infer.max_batch_size,
                                               max_batch_size=max(infer.max_batch_size, 1024))
-            | "Postprocess" >> beam.ParDo(PostprocessBatches(self._plan.output_format), known=known).with_outputs(
-                REJECTED, main="tables")
+            | "Postprocess" >> beam.ParDo(
+                RetryRowByRow(PostprocessBatches(self._plan.output_format), stage=STAGE_POSTPROCESS,
+                              split=single_rows, rows=result_inputs), known=known).with_outputs(REJECTED, main="tables")
         )
         return post.tables, (failed, post[REJECTED]) | "InferRejected" >> beam.Flatten()
 
@@ -237,7 +241,7 @@ def build_pipeline(p: beam.Pipeline, config: Config, plan: ServingPlan) -> dict:
         early_rejected = []
     else:
         read = p | "Read" >> ReadRows(dataclasses.replace(config, data=input_data(config)))
-        checked = read["batches"] | "KeyExamples" >> beam.ParDo(
+        checked = read["batches"] | "Progress" >> beam.ParDo(LogProgress("infer")) | "KeyExamples" >> beam.ParDo(
             KeyExamples(infer.max_chars, sentences=config.output_kind == "emoji")).with_outputs(REJECTED, main="keyed")
         keyed = checked.keyed
         read_rejected = read["rejected"] | "CountReadRejections" >> beam.ParDo(CountRows("rows_in"))
@@ -261,9 +265,7 @@ def build_pipeline(p: beam.Pipeline, config: Config, plan: ServingPlan) -> dict:
 
 def clear_outputs(config: Config) -> None:
     """Deletes a previous run's predictions, rejected rows and summary (a rerun replaces them)."""
-    for path in (summary_path(config), predictions_dir(config), rejected_dir(config)):
-        if FileSystems.exists(path):
-            FileSystems.delete([path])
+    delete_paths([summary_path(config), predictions_dir(config), rejected_dir(config)])
 
 
 def counts_of(result) -> dict[str, int]:

@@ -20,20 +20,22 @@ import time
 from typing import Optional, Sequence
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 
 from seqbeam.models.inputs import load_metadata
 from seqbeam.pipelines.cli import job_parser
 from seqbeam.pipelines.config import Config, join_path, load_config
 from seqbeam.pipelines.runners import pipeline_options
 from seqbeam.transforms.encode import EncodeBatches
+from seqbeam.transforms.progress import LogProgress
 from seqbeam.transforms.readers import ReadCorpus
-from seqbeam.transforms.records import REJECTED, STATS
+from seqbeam.transforms.records import REJECTED, STAGE_ENCODE, STATS, RowBatch
+from seqbeam.transforms.retry import RetryRowByRow
 from seqbeam.transforms.sinks import (
     SumCounts,
     WriteRejected,
     WriteSplits,
     build_metadata,
+    delete_paths,
     write_json,
     write_text,
     write_vocabulary,
@@ -114,6 +116,16 @@ class BuildVocabularies(beam.PTransform):
         }
 
 
+def single_row_batches(batch: RowBatch) -> list[RowBatch]:
+    """One-row RowBatches of a batch (a failing batch is retried row by row)."""
+    return [RowBatch.from_rows([batch.row(i)]) for i in range(len(batch))]
+
+
+def batch_inputs(batch: RowBatch) -> list[tuple[str, str]]:
+    """``(id, raw input)`` of the rows of a batch, for rejected records."""
+    return [(row_id, batch.row(i).raw()) for i, row_id in enumerate(batch.ids)]
+
+
 def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
     """Adds the preprocessing graph to ``p``; returns its main PCollections (for tests)."""
     pre = config.preprocess
@@ -121,8 +133,10 @@ def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
 
     vocabularies = p | "Vocabularies" >> BuildVocabularies(config)
     read = p | "ReadRows" >> ReadValidBatches(config)
-    encoded = read["batches"] | "Encode" >> beam.ParDo(
-        EncodeBatches(config), *[beam.pvalue.AsSingleton(v) for v in vocabularies.values()]
+    batches = read["batches"] | "Progress" >> beam.ParDo(LogProgress("preprocess"))
+    encoded = batches | "Encode" >> beam.ParDo(
+        RetryRowByRow(EncodeBatches(config), stage=STAGE_ENCODE, split=single_row_batches, rows=batch_inputs),
+        *[beam.pvalue.AsSingleton(v) for v in vocabularies.values()]
     ).with_outputs(REJECTED, STATS, main="examples")
     shards = encoded.examples | "WriteTFRecords" >> WriteSplits(out_dir, pre.num_shards)
 
@@ -171,9 +185,7 @@ def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
 
 def clear_outputs(config: Config) -> None:
     """Deletes a previous run's outputs so a rerun leaves exactly one set of shards."""
-    out_dir = data_dir(config)
-    if FileSystems.exists(out_dir):
-        FileSystems.delete([out_dir])
+    delete_paths([data_dir(config)])
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[argparse.Namespace, list[str]]:

@@ -32,7 +32,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from seqbeam.pipelines.cli import job_parser
 from seqbeam.pipelines.config import STAGES, Config, ConfigError, join_path, load_config
-from seqbeam.transforms.sinks import read_json, write_json
+from seqbeam.transforms.sinks import delete_paths, path_exists, read_json, write_json
 
 _LOG = logging.getLogger(__name__)
 
@@ -134,32 +134,26 @@ _RUNNERS: dict[str, Callable[[Config, Sequence[str], dict], tuple[dict, dict]]] 
 _KEY_OUTPUT = {"preprocess": "metadata", "train": "model", "infer": "summary", "evaluate": "metrics"}
 
 
-def _delete(paths: Sequence[str]) -> None:
-    existing = [path for path in paths if FileSystems.exists(path)]
-    if existing:
-        FileSystems.delete(existing)
-
-
 def completed(config: Config, stage: str) -> Optional[StageOutcome]:
     """The stage's marker when it still describes valid outputs for this config, else None."""
     marker = read_json(marker_path(config, stage))
     if marker is None or marker.get("hash") != config.stage_hash(stage):
         return None
     key_output = (marker.get("outputs") or {}).get(_KEY_OUTPUT[stage])
-    if not key_output or not FileSystems.exists(key_output):
+    if not key_output or not path_exists(key_output):
         return None
     return StageOutcome(**{**marker, "status": "skipped"})
 
 
 def _prepare(config: Config, stage: str, force: bool) -> None:
     """Deletes the stale markers; a training run that cannot resume starts from scratch."""
-    _delete([marker_path(config, s) for s in STAGES[STAGES.index(stage):]])
+    delete_paths([marker_path(config, s) for s in STAGES[STAGES.index(stage):]])
     started = read_json(marker_path(config, stage, "started.json"))
     resumable = not force and started is not None and started.get("hash") == config.stage_hash(stage)
     if stage == "train" and not resumable:
         from seqbeam.pipelines.train import train_dir
 
-        _delete([train_dir(config)])
+        delete_paths([train_dir(config)])
     write_json({"stage": stage, "hash": config.stage_hash(stage), "started": _now()},
                marker_path(config, stage, "started.json"))
 

@@ -71,3 +71,23 @@ def saurus_names(seed: int = 1, count: int = 400) -> list[str]:
     syllables = ["ba", "ki", "to", "ra", "me", "lu", "go", "ni"]
     return sorted({"".join(rng.choice(syllables) for _ in range(rng.randint(2, 3))) + "saurus"
                    for _ in range(count)})
+
+
+def train_emoji_model(folder, rows: int = 300, **train) -> Config:
+    """Preprocesses ``rows`` rows of :func:`emoji_corpus` under ``folder`` and trains and exports a
+    small Emojifier-V1 on them (``train`` overrides the training keys); returns the config."""
+    from seqbeam.pipelines import preprocess, train as train_job
+
+    config = config_from_dict({
+        "task": {"name": "emoji", "kind": "classifier", "classes": EMOJI_CLASSES},
+        "data": {"format": "csv", "path": emoji_corpus(folder / "train.csv", rows=rows),
+                 "text_column": "sentence", "label_column": "label"},
+        "preprocess": {"max_length": 8, "num_shards": 1},
+        "train": {"model": {"family": "emojifier_v1", "embedding_dim": 8, "dropout": 0.0}, "epochs": 3,
+                  "batch_size": 32, "early_stopping_patience": 0, **train},
+        "output_dir": str(folder / "out"),
+    })
+    preprocess.run_config(config, save_main_session=False)
+    train_job.run_config(config)
+    return config
+

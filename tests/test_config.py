@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -458,3 +459,17 @@ def test_configs_are_frozen():
         config.preprocess.splits.train = 0.5  # type: ignore[misc]
     assert isinstance(config.task.classes, tuple)
     assert isinstance(DataConfig(format="text", path="x"), DataConfig)
+
+
+def test_yaml_utf16_escapes_become_whole_characters(tmp_path):
+    # json.dumps writes "😄" as "\ud83d\ude04", which YAML reads as two lone surrogates.
+    config = load_config(write_yaml(tmp_path, emoji(task__classes=["😄", "❤️", "b"]), "a.yaml"))
+    assert config.task.classes == ("😄", "❤️", "b")
+    escaped = tmp_path / "escaped.yaml"
+    escaped.write_text(json.dumps(emoji(task__classes=["😄", "❤️", "b"])), encoding="utf-8")
+    assert "\\ud83d" in escaped.read_text(encoding="utf-8")
+    assert load_config(str(escaped)).task.classes == ("😄", "❤️", "b")
+    with pytest.raises(ConfigError, match=r"task.classes\[0\].*lone UTF-16 surrogate"):
+        config_from_dict(emoji(task__classes=["\ud83d", "b", "c"]))
+    with pytest.raises(ConfigError, match="--set output_dir: the value is not valid YAML"):
+        load_config(str(escaped), ["output_dir=!!python/object/apply:os.system ['true']"])

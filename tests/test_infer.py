@@ -17,7 +17,7 @@ from seqbeam.pipelines.config import config_from_dict
 from seqbeam.transforms.postprocess import REJECTED_SCHEMA, EmojiOutputs, NameOutputs, TranslationOutputs
 from seqbeam.transforms.validate import assign_split
 
-from conftest import EMOJI_CLASSES, emoji_corpus, saurus_names
+from conftest import EMOJI_CLASSES, saurus_names, train_emoji_model
 
 CLASSES = EMOJI_CLASSES
 MULTI_PROCESSING = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
@@ -47,17 +47,8 @@ def elsewhere(config, folder):
 @pytest.fixture(scope="module")
 def emoji_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("emoji")
-    config = config_from_dict({
-        "task": {"name": "emoji", "kind": "classifier", "classes": CLASSES},
-        "data": {"format": "csv", "path": emoji_corpus(folder / "train.csv"),
-                 "text_column": "sentence", "label_column": "label"},
-        "preprocess": {"max_length": 8, "num_shards": 1},
-        "train": {"model": {"family": "emojifier_v1", "embedding_dim": 16, "dropout": 0.1}, "epochs": 25,
-                  "batch_size": 16, "learning_rate": 0.02, "early_stopping_patience": 0},
-        "output_dir": str(folder / "out"),
-    })
-    preprocess.run_config(config, save_main_session=False)
-    train.run_config(config)
+    config = train_emoji_model(folder, model={"family": "emojifier_v1", "embedding_dim": 16, "dropout": 0.1},
+                               epochs=25, batch_size=16, learning_rate=0.02)
     return config, folder
 
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from seqbeam.transforms.date_generator import WEEKDAYS
 from seqbeam.transforms.records import REJECTED, rejection
+from seqbeam.transforms.retry import error_message
 
 STAGE_INFER = "infer"
 STAGE_POSTPROCESS = "postprocess"
@@ -335,13 +336,21 @@ class PostprocessBatches(beam.DoFn):
             low += is_low
             truncated += is_truncated
             flagged += row.get("valid") is False
+        # The table is built before anything is counted: a batch that fails here is retried
+        # row by row (transforms/retry.py) and must not have been counted once already.
+        table = pa.Table.from_pylist(rows, schema=self._format.schema) if rows else None
         counts = {"rows_out": len(rows), "rows_rejected": rejected, "low_confidence": low,
                   "truncated": truncated, "flagged": flagged}
         for name, count in counts.items():
             if count:
                 self._counters[name].inc(count)
-        if rows:
-            yield pa.Table.from_pylist(rows, schema=self._format.schema)
+        if table is not None:
+            yield table
+
+
+def result_inputs(results: list) -> list[tuple[str, str]]:
+    """``(id, input text)`` of a list of keyed PredictionResults, for rejected records."""
+    return [(key, _example_text(result.example)) for key, result in results]
 
 
 def failed_inference_rejections(failure: tuple) -> list[dict]:
@@ -351,25 +360,11 @@ def failed_inference_rejections(failure: tuple) -> list[dict]:
     """
     batch, error = failure
     if isinstance(error, tuple):
-        detail = _error_message(*error)
+        detail = error_message(*error)
     else:
         detail = f"{type(error).__name__}: {error}"
     return [rejection(key, _example_text(example), STAGE_INFER, "inference_error", detail[:500])
             for key, example in batch]
-
-
-def _error_message(error_type: Any, error_repr: str, traceback_lines: Sequence[str] = ()) -> str:
-    """``Type: message`` of a dead letter, the message taken from the traceback.
-
-    The repr of a TensorFlow error omits its message.
-    """
-    name = getattr(error_type, "__name__", str(error_type))
-    lines = "".join(traceback_lines).splitlines()
-    starts = [i for i, line in enumerate(lines) if line.split(":", 1)[0].endswith(name)]
-    if not starts:
-        return f"{name}: {error_repr}"
-    message = " ".join(line.strip() for line in lines[starts[-1]:] if line.strip()).partition(":")[2]
-    return f"{name}:{message}"
 
 
 def _example_text(example: Any) -> str:

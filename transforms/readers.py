@@ -230,7 +230,8 @@ class _ColumnPicker:
                 return _reject(
                     default_id, raw, "not_text", f"column {column!r} holds {type(value).__name__}, not text"
                 )
-            if role in ("text", "target") and not _encodable(value):
+            # The id too: it is hashed for the split and written to Parquet, both as UTF-8.
+            if role in ("text", "target", "id") and isinstance(value, str) and not _encodable(value):
                 return _reject(default_id, raw, "undecodable",
                                f"column {column!r} holds a lone surrogate (a JSON \\uD800-style escape), not UTF-8")
             values[role] = value
@@ -273,6 +274,10 @@ class ParseDelimitedFile(_LineParser):
 
     def _fields(self, line: str) -> list[str]:
         if '"' in line and self._quoting != csv.QUOTE_NONE:
+            if len(line) > csv.field_size_limit():
+                # A field over the csv module's limit (128 KiB) is a long text for validation to
+                # judge (too_long), not malformed CSV.
+                csv.field_size_limit(len(line))
             reader = csv.reader([line], delimiter=self._delimiter, quoting=self._quoting,
                                 strict=True, skipinitialspace=True)
             fields = next(reader)
@@ -310,7 +315,7 @@ class ParseJsonLinesFile(_LineParser):
     def parse_line(self, name, line_no, row_id, line):
         try:
             record = json.loads(line)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than the interpreter's limit
             return _reject(row_id, line, "malformed_json", str(e))
         if not isinstance(record, dict):
             return _reject(row_id, line, "malformed_json", f"expected an object, got {type(record).__name__}")

@@ -7,6 +7,7 @@ its id, its raw input, the stage that rejected it and the reason.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Iterable, Iterator, NamedTuple, Optional
 
 import apache_beam as beam
@@ -89,14 +90,27 @@ def rejection(row_id: str, raw: Any, stage: str, code: str, detail: str = "") ->
         raw = raw.decode("utf-8", errors="backslashreplace")
     elif not isinstance(raw, str):
         raw = repr(raw)
-    elif _has_surrogates(raw):
-        raw = raw.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
     reason = f"{code}: {detail}" if detail else code
-    return {"id": row_id, "raw": raw, "stage": stage, "code": code, "reason": reason}
+    return {"id": _utf8_safe(row_id), "raw": _utf8_safe(raw), "stage": stage, "code": code,
+            "reason": _utf8_safe(reason)}
 
 
-def _has_surrogates(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _utf8_safe(text: str) -> str:
+    """``text`` with what UTF-8 cannot hold escaped, so the record can be written.
+
+    A byte that was not UTF-8 (``surrogateescape`` made it U+DC80..U+DCFF) becomes ``\\xNN``;
+    any other lone surrogate (JSON can spell them: ``"\\ud800"``, in a value or a key)
+    becomes ``\\udNNN``.
+    """
+    return _SURROGATE.sub(_escape_surrogate, text)
+
+
+def _escape_surrogate(match: "re.Match[str]") -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
 def in_batches(outputs: Iterable[Any], batch_size: int) -> Iterator[Any]:

@@ -175,6 +175,31 @@ def read_json(path: str) -> Any:
         return json.loads(f.read().decode("utf-8"))
 
 
+def path_exists(path: str) -> bool:
+    """Whether a file or a folder is there, local or gs://.
+
+    Cloud Storage has no folders, only object names: ``FileSystems.exists`` finds an
+    object named exactly ``path``, so a folder (a SavedModel, a shard folder) counts as
+    there when some object's name starts with ``path/``.
+    """
+    if FileSystems.exists(path):
+        return True
+    return not FileSystems.get_filesystem(path).has_dirs() and bool(_objects_under(path, limit=1))
+
+
+def delete_paths(paths: Iterable[str]) -> None:
+    """Deletes files and folders with everything in them, local or gs://; missing paths are skipped."""
+    for path in paths:
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+        if not FileSystems.get_filesystem(path).has_dirs() and _objects_under(path, limit=1):
+            FileSystems.delete([path.rstrip("/") + "/"])  # on gs://, a trailing '/' deletes the whole prefix
+
+
+def _objects_under(folder: str, limit: int) -> list:
+    return FileSystems.match([folder.rstrip("/") + "/**"], limits=[limit])[0].metadata_list
+
+
 def write_text(text: str, path: str) -> str:
     """Writes a UTF-8 text file (local or gs://) and returns its path."""
     with FileSystems.create(path) as f:

@@ -8,6 +8,7 @@ hash of its id: the same id lands in the same split on every runner and every re
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any, Optional
 
 import apache_beam as beam
@@ -27,6 +28,10 @@ def assign_split(row_id: str, splits: SplitConfig) -> str:
     return "test"
 
 
+_INTEGER = re.compile(r"-?[0-9]+")
+_MAX_LABEL_DIGITS = 18
+
+
 def parse_label(value, num_classes: int) -> tuple[Optional[int], str]:
     """The label as an int in ``0..num_classes-1``, or None and why not."""
     if isinstance(value, bool):
@@ -35,8 +40,12 @@ def parse_label(value, num_classes: int) -> tuple[Optional[int], str]:
         label = value
     else:
         text = str(value).strip()
-        if not text.lstrip("-").isdigit():
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        if not _INTEGER.fullmatch(text):
             return None, f"label {value!r} is not an integer"
+        digits = text.lstrip("-").lstrip("0")
+        if len(digits) > _MAX_LABEL_DIGITS:  # int() refuses more than 4,300 digits; no class count needs 19
+            return None, f"label {text[:12]}... ({len(digits)} digits) outside 0..{num_classes - 1}"
         label = int(text)
     if not 0 <= label < num_classes:
         return None, f"label {label} outside 0..{num_classes - 1}"
