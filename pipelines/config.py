@@ -273,7 +273,7 @@ class Config:
 
     @property
     def hash(self) -> str:
-        """Short stable digest of the resolved config: names the outputs it produced."""
+        """Short stable digest of the whole resolved config (the run summary; outputs carry stage hashes)."""
         return _digest(self.to_dict())
 
     def stage_hash(self, stage: str) -> str:
