@@ -2,7 +2,7 @@
 """Benchmark of the batch-inference job: throughput per task, and the date normalizer vs date libraries.
 
 Everything is measured with the real jobs in this one process, on Beam's local runner
-(``seqbeam.pipelines.runners.LocalDirectRunner``, in-process): models are preprocessed,
+(``FnApiRunner``, in-process): models are preprocessed,
 trained and exported by ``seqbeam.pipelines.preprocess.run_config`` and
 ``seqbeam.pipelines.train.run_config`` on configs loaded from ``configs/*.yaml`` with
 ``--set``-style overrides (``output_dir`` in the work dir, epochs, paths), then served by

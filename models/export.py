@@ -17,25 +17,40 @@ beam_width)`` whatever the configured default, and, with attention, ``attention(
 (greedy decoding with its attention weights, for heatmaps); language models serve ``sample(text,
 seed)``, reproducible for a given ``int32[2]`` seed (``serving_default`` draws a new seed
 per call).
+
+An export appears complete or not at all: everything is written to a temporary sibling
+``<model_root>/.tmp-<version>-<random>`` (never a version name), renamed to
+``<model_root>/<version>``, and ``model_card.json`` is written LAST, into the final folder:
+it is the completion marker that inference looks for (``resolve_model_path``). Locally the
+rename is atomic; on gs:// it copies then deletes object by object, so a version folder
+can exist half-copied for a while, or for good after a crash: without its model card it is
+never served.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import logging
 import posixpath
 import time
+import uuid
 
 import keras
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer's ops for the export)
+from apache_beam.io.filesystems import FileSystems
 
 from seqbeam.pipelines.config import Config
 from seqbeam.transforms.encode import TokenIds, pad_to_longest
+from seqbeam.transforms.sinks import delete_paths, path_exists
 from seqbeam.transforms.tokenizer import TextTokenizer
 from seqbeam.transforms.vocabulary import Vocabulary
 
+_LOG = logging.getLogger(__name__)
 _TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
+# The completion marker of an export (see the module docstring).
+MODEL_CARD = "model_card.json"
 
 
 class ClassifierServing(tf.Module):
@@ -205,15 +220,45 @@ def _signatures(module: tf.Module) -> dict:
 
 def export_model(config: Config, model: keras.Model, metadata: dict, data_dir: str, metrics: dict,
                  model_root: str = "") -> str:
-    """Writes ``<model_root>/<version>/`` (SavedModel + model_card.json); returns its path.
+    """Writes ``<model_root>/<version>/`` (SavedModel, assets, model_card.json last); returns its path.
 
-    ``model_root`` defaults to ``<task>/model``; the version is the export time in seconds.
+    ``model_root`` defaults to ``<task>/model``; the version is the export time in seconds
+    (the next free second if that version exists). A failed export removes what it wrote.
     """
-    version = str(int(time.time()))
-    path = posixpath.join(model_root or posixpath.join(config.task_dir, "model"), version)
+    root = model_root or posixpath.join(config.task_dir, "model")
     module = build_serving_module(config, model, metadata, data_dir)
-    tf.saved_model.save(module, path, signatures=_signatures(module))
-    card = {
+    card = model_card(config, metadata, metrics, sorted(_signatures(module)))
+    version = _free_version(root, int(time.time()))
+    staging = posixpath.join(root, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
+    path = posixpath.join(root, version)
+    moved = False
+    try:
+        tf.saved_model.save(module, staging, signatures=_signatures(module))
+        _move_into_place(staging, path)
+        moved = True
+        write_model_card(path, card)
+    except BaseException:
+        # A move that failed half-way on gs:// leaves objects at `path` without a card: never
+        # served, and never merged into (the next export takes the next free second).
+        _remove_quietly([staging, path] if moved else [staging])
+        raise
+    return path
+
+
+def _move_into_place(staging: str, path: str) -> None:
+    """Renames the staging folder to the version folder: one atomic rename on a disk; on an
+    object store (gs://, no folders), each object copied then deleted, by Beam's rename."""
+    if FileSystems.get_filesystem(staging).has_dirs():
+        FileSystems.rename([staging], [path])
+        return
+    sources = [m.path for m in FileSystems.match([staging.rstrip("/") + "/**"])[0].metadata_list]
+    FileSystems.rename(sources, [path + source[len(staging):] for source in sources])
+    delete_paths([staging])  # folder marker objects, if the writer left any
+
+
+def model_card(config: Config, metadata: dict, metrics: dict, signatures: list[str]) -> dict:
+    """What inference needs to know about an export besides the SavedModel (task, lengths, classes)."""
+    return {
         "task": config.task.name,
         "family": config.train.model.family,
         "config_hash": config.stage_hash("train"),
@@ -223,8 +268,25 @@ def export_model(config: Config, model: keras.Model, metadata: dict, data_dir: s
         "classes": metadata["classes"],
         "metrics": metrics,
         "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "signatures": sorted(_signatures(module)),
+        "signatures": signatures,
     }
-    with tf.io.gfile.GFile(posixpath.join(path, "model_card.json"), "w") as f:
+
+
+def write_model_card(path: str, card: dict) -> None:
+    """Writes the card into an export folder: the last file of an export (an object appears whole on gs://)."""
+    with tf.io.gfile.GFile(posixpath.join(path, MODEL_CARD), "w") as f:
         f.write(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-    return path
+
+
+def _free_version(root: str, seconds: int) -> str:
+    """``seconds`` as a version name, or the next second without a folder (two exports in one second)."""
+    while path_exists(posixpath.join(root, str(seconds))):
+        seconds += 1
+    return str(seconds)
+
+
+def _remove_quietly(paths: list[str]) -> None:
+    try:
+        delete_paths(paths)
+    except Exception as e:  # the export's own error is the one to report; what is left is never served
+        _LOG.warning("could not remove the unfinished export %s: %s", paths, e)

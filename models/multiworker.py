@@ -15,15 +15,17 @@ first TensorFlow thing the process creates (collective ops are configured at sta
     def model_fn():  # called inside strategy.scope(); returns a compiled model
         return build_model(config, metadata, data_dir)
 
-    def dataset_fn(context):  # one input pipeline per worker, batches of one replica
-        batch_size = context.get_per_replica_batch_size(global_batch_size)
-        return (make_dataset(data_dir, "train", batch_size=batch_size, repeat=True, seed=7)
-                .shard(context.num_input_pipelines, context.input_pipeline_id))
+    def dataset_fn(split, repeat):  # one input pipeline per worker: its own shard files, batches of one replica
+        def make(context):
+            return make_dataset(data_dir, split, batch_size=context.get_per_replica_batch_size(global_batch_size),
+                                repeat=repeat, seed=7, input_context=context)
+        return make
 
-    result = train_multi_worker(model_fn, dataset_fn, strategy=strategy, epochs=3,
-                                steps_per_epoch=100, checkpoint_dir="gs://bucket/task/train/checkpoints")
+    result = train_multi_worker(model_fn, dataset_fn("train", True), strategy=strategy, epochs=3,
+                                steps_per_epoch=100, checkpoint_dir="gs://bucket/task/train/checkpoints",
+                                validation=dataset_fn("valid", False))
     result["history"]  # {"loss": [...], "accuracy": [...], "val_loss": [...], ...} like History.history
-    evaluate_multi_worker(result["model"], test_dataset_fn, strategy=strategy, steps=20)  # {"loss", "accuracy"}
+    evaluate_multi_worker(result["model"], dataset_fn("test", False), strategy=strategy)  # {"loss", "accuracy"}
 
 The loss follows the compiled loss's own ``"sum_over_batch_size"`` reduction, applied to
 the global batch as if it ran on one device: the per-example loss (sample weights and
@@ -31,6 +33,12 @@ output masks applied) is averaged with ``tf.nn.compute_average_loss`` over the g
 batch size; when the model's output carries a Keras mask (sequence models with
 ``mask_zero``), the denominator is the number of unmasked positions of the whole global
 batch, as ``Model.fit`` computes it on one device.
+
+Validation and evaluation are one pass over FINITE datasets: every example counted once,
+whatever each worker holds. The workers step together until the last of them runs out
+(``get_next_as_optional`` agrees across the cluster; a worker with nothing left steps on an
+empty batch), and the loss is ``sum(global batch loss x its examples) / examples``, as
+``Model.evaluate`` weighs its batches: the mean over the examples for per-example losses.
 """
 
 from __future__ import annotations
@@ -181,58 +189,143 @@ def _compiled_metrics(model: keras.Model) -> list[tuple[keras.metrics.Metric, bo
     return metrics
 
 
-class _Phase:
-    """Training or evaluation steps of a model under a strategy, with the loss and compiled metrics.
+class _CompiledMetrics:
+    """The model's compiled metrics under a strategy: updated per replica, read summed over all.
 
     Creates the metrics' variables, so every worker must build its phases in the same order.
     """
 
-    def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy, *, training: bool,
-                 global_batch_size: Optional[int], step: Optional[tf.Variable] = None):
+    def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy):
+        with strategy.scope():
+            self._metrics = _compiled_metrics(model)
+        self._read = tf.function(lambda: {metric.name: metric.result() for metric, _ in self._metrics})
+
+    def reset(self) -> None:
+        for metric, _ in self._metrics:
+            metric.reset_state()
+
+    def update(self, y, y_pred, sample_weight) -> None:
+        """Call in replica context; as in ``Model.fit``, only ``weighted_metrics`` get the sample weights."""
+        for metric, weighted in self._metrics:
+            metric.update_state(y, y_pred, sample_weight=sample_weight if weighted else None)
+
+    def results(self) -> dict:
+        results = {}
+        for name, value in self._read().items():  # sync-on-read: summed over every replica
+            value = value.numpy()
+            results[name] = float(value) if value.ndim == 0 else value.tolist()
+        return results
+
+
+class _TrainingSteps:
+    """Training steps of a model under a strategy, with the loss and compiled metrics."""
+
+    def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy, *, global_batch_size: Optional[int],
+                 step: tf.Variable):
         self._model = model
         self._strategy = strategy
-        self._training = training
         self._global_batch_size = global_batch_size
         self._step = step
         self._loss_fn = _unreduced_loss(model)
-        with strategy.scope():
-            self._metrics = _compiled_metrics(model)
+        self._metrics = _CompiledMetrics(model, strategy)
         self._distributed_step = tf.function(self._distributed_step_fn)
-        self._read_metrics = tf.function(lambda: {metric.name: metric.result() for metric, _ in self._metrics})
 
     def _replica_step(self, batch) -> tf.Tensor:
         model = self._model
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
-        if self._training:
-            with tf.GradientTape() as tape:
-                y_pred = model(x, training=True)
-                loss = _global_average_loss(self._loss_fn, model, y, y_pred, sample_weight, self._global_batch_size)
-                scaled = model.optimizer.scale_loss(loss)  # the loss scale of mixed precision, if any
-            gradients = tape.gradient(scaled, model.trainable_variables)
-            model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))  # all-reduces (SUM) first
-        else:
-            y_pred = model(x, training=False)
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
             loss = _global_average_loss(self._loss_fn, model, y, y_pred, sample_weight, self._global_batch_size)
-        for metric, weighted in self._metrics:  # as in Model.fit, only `weighted_metrics` get the sample weights
-            metric.update_state(y, y_pred, sample_weight=sample_weight if weighted else None)
+            scaled = model.optimizer.scale_loss(loss)  # the loss scale of mixed precision, if any
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))  # all-reduces (SUM) first
+        self._metrics.update(y, y_pred, sample_weight)
         return loss
 
     def _distributed_step_fn(self, iterator) -> tf.Tensor:
         losses = self._strategy.run(self._replica_step, args=(next(iterator),))
-        if self._step is not None:
-            self._step.assign_add(1)
+        self._step.assign_add(1)
         return self._strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
     def run(self, iterator, steps: int) -> dict:
         """Runs ``steps`` global steps; returns the mean loss and the metrics over all replicas."""
-        for metric, _ in self._metrics:
-            metric.reset_state()
+        self._metrics.reset()
         losses = [self._distributed_step(iterator) for _ in range(steps)]
-        results = {"loss": float(tf.reduce_mean(tf.stack(losses)).numpy())}
-        for name, value in self._read_metrics().items():  # sync-on-read: summed over every replica
-            value = value.numpy()
-            results[name] = float(value) if value.ndim == 0 else value.tolist()
-        return results
+        return {"loss": float(tf.reduce_mean(tf.stack(losses)).numpy()), **self._metrics.results()}
+
+
+class _EvaluationPass:
+    """The loss and compiled metrics of a model over ONE pass of a finite distributed dataset.
+
+    Each global step sums, over the replicas, the batch's loss numerator and denominator
+    (per-example losses and examples; with an output mask, the masked values and unmasked
+    positions) and its examples; the pass sums ``loss x examples`` and ``examples``. No
+    figure assumes full batches, so a partial last batch, a worker with fewer batches and
+    the empty batches of a worker that ran out all count exactly what they hold.
+    """
+
+    def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy):
+        self._model = model
+        self._strategy = strategy
+        self._loss_fn = _unreduced_loss(model)
+        self._metrics = _CompiledMetrics(model, strategy)
+        # One trace for full, partial and empty batches (a plain dataset's batches have static shapes).
+        self._distributed_step = tf.function(self._distributed_step_fn, reduce_retracing=True)
+
+    def _replica_step(self, batch) -> tuple[tf.Tensor, ...]:
+        model = self._model
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+        y_pred = model(x, training=False)
+        values = tf.cast(self._loss_fn(y, y_pred, sample_weight=sample_weight), tf.float32)
+        if values.shape.rank == 0:
+            raise ValueError("the compiled loss returned a scalar with reduction=None; per-example values are needed")
+        examples = tf.cast(tf.shape(values)[0], tf.float32)
+        mask = getattr(y_pred, "_keras_mask", None)
+        if mask is None:  # "sum_over_batch_size": per example, the mean over its positions
+            numerator = tf.reduce_sum(tf.reduce_mean(values, axis=list(range(1, values.shape.rank))))
+            denominator = examples
+        else:
+            numerator, denominator = tf.reduce_sum(values), tf.reduce_sum(_broadcast_mask(mask, values))
+        regularization = tf.add_n([tf.cast(l, tf.float32) for l in model.losses]) if model.losses else 0.0
+        self._metrics.update(y, y_pred, sample_weight)
+        return numerator, denominator, examples, regularization * examples
+
+    def _distributed_step_fn(self, batch) -> tuple[tf.Tensor, tf.Tensor]:
+        per_replica = self._strategy.run(self._replica_step, args=(batch,))
+        numerator, denominator, examples, regularization = (
+            self._strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in per_replica)
+        # Model.evaluate weighs each batch's loss by its examples; regularization as in one batch of them.
+        return tf.math.divide_no_nan(numerator, denominator) * examples + regularization, examples
+
+    def run(self, distributed_dataset) -> dict:
+        """One pass; every worker must call it (the steps are collective) and gets the same figures."""
+        self._metrics.reset()
+        weighted_loss, examples = 0.0, 0.0
+        iterator = iter(distributed_dataset)
+        while True:
+            batch = iterator.get_next_as_optional()  # no value only once every worker has run out
+            if not bool(batch.has_value()):
+                break
+            loss, count = self._distributed_step(batch.get_value())
+            weighted_loss += float(loss)
+            examples += float(count)
+        if not examples:
+            raise ValueError("the evaluation dataset is empty on every worker")
+        return {"loss": weighted_loss / examples, **self._metrics.results()}
+
+
+def _finite_dataset_fn(dataset_fn: DatasetFn, what: str) -> DatasetFn:
+    """``dataset_fn`` that fails early, on every worker alike, when its dataset never ends."""
+
+    def checked(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        dataset = dataset_fn(context)
+        if not isinstance(dataset, tf.data.Dataset):
+            raise TypeError(f"the {what} dataset_fn must return a tf.data.Dataset, got {type(dataset).__name__}")
+        if int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
+            raise ValueError(f"the {what} dataset must be one finite pass (every example once): do not repeat() it")
+        return dataset
+
+    return checked
 
 
 def _checked_dataset_fn(dataset_fn: DatasetFn, steps: int, what: str) -> DatasetFn:
@@ -310,7 +403,7 @@ def train_multi_worker(
     epochs: int,
     steps_per_epoch: int,
     checkpoint_dir: str,
-    validation: Optional[tuple[DatasetFn, int]] = None,
+    validation: Optional[DatasetFn] = None,
     global_batch_size: Optional[int] = None,
     max_to_keep: int = 2,
     log: Optional[logging.Logger] = None,
@@ -328,8 +421,9 @@ def train_multi_worker(
         epochs, steps_per_epoch: the schedule; ``steps_per_epoch`` counts global steps.
         checkpoint_dir: where the chief keeps one checkpoint per finished epoch; every worker
             restores from it at start, so it must be storage all workers read.
-        validation: ``(dataset_fn, steps)``: the first ``steps`` global batches are evaluated
-            after each epoch (``val_loss``, ``val_<metric>``), the same ones every epoch.
+        validation: ``dataset_fn`` of a FINITE dataset (not repeated), built like
+            ``dataset_fn``: all of it is evaluated after each epoch (``val_loss``,
+            ``val_<metric>``), every example once (see :class:`_EvaluationPass`).
         global_batch_size: divisor of the per-example losses; by default the per-replica
             batch times the replicas in sync (exact when every replica gets full batches).
             Unused for outputs with a Keras mask, whose divisor is the global unmasked count.
@@ -347,8 +441,8 @@ def train_multi_worker(
     for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch), ("max_to_keep", max_to_keep)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if validation is not None and (len(validation) != 2 or not callable(validation[0]) or validation[1] < 1):
-        raise ValueError(f"validation must be (dataset_fn, steps) with steps >= 1, got {validation!r}")
+    if validation is not None and not callable(validation):
+        raise ValueError(f"validation must be a dataset_fn (InputContext -> finite dataset), got {validation!r}")
     if not checkpoint_dir:
         raise ValueError("checkpoint_dir is required: it is how a restarted cluster resumes")
     chief = _strategy_is_chief(strategy)
@@ -364,8 +458,8 @@ def train_multi_worker(
             optimizer.build(model.trainable_variables)  # slots exist before restore: nothing is deferred
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    train_phase = _Phase(model, strategy, training=True, global_batch_size=global_batch_size, step=step)
-    valid_phase = _Phase(model, strategy, training=False, global_batch_size=global_batch_size) if validation else None
+    train_phase = _TrainingSteps(model, strategy, global_batch_size=global_batch_size, step=step)
+    valid_phase = _EvaluationPass(model, strategy) if validation else None
     checkpoints = _EpochCheckpoints(tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch, step=step),
                                     checkpoint_dir, chief=chief, max_to_keep=max_to_keep)
     restored = checkpoints.restore()
@@ -379,9 +473,7 @@ def train_multi_worker(
         _checked_dataset_fn(dataset_fn, remaining * steps_per_epoch, "training")))
     valid_batches = None
     if validation is not None:  # read from its start after each epoch: val_ figures of the same examples
-        valid_fn, valid_steps = validation
-        valid_batches = strategy.distribute_datasets_from_function(
-            _checked_dataset_fn(valid_fn, valid_steps, "validation"))
+        valid_batches = strategy.distribute_datasets_from_function(_finite_dataset_fn(validation, "validation"))
 
     history: dict[str, list] = {}
     latest = restored if chief else None
@@ -390,7 +482,7 @@ def train_multi_worker(
         epoch_started = time.monotonic()
         results = train_phase.run(train_iterator, steps_per_epoch)
         if valid_phase is not None:
-            valid_results = valid_phase.run(iter(valid_batches), validation[1])
+            valid_results = valid_phase.run(valid_batches)
             results.update({f"val_{name}": value for name, value in valid_results.items()})
         for name, value in results.items():
             history.setdefault(name, []).append(value)
@@ -418,21 +510,17 @@ def evaluate_multi_worker(
     dataset_fn: DatasetFn,
     *,
     strategy: tf.distribute.Strategy,
-    steps: int,
-    global_batch_size: Optional[int] = None,
 ) -> dict:
-    """The loss and compiled metrics of ``model`` over ``steps`` global batches.
+    """The loss and compiled metrics of ``model`` over one pass of a finite dataset.
 
     ``Model.evaluate`` fails under MultiWorkerMirroredStrategy like ``fit``; this is its
     replacement for a model trained by :func:`train_multi_worker` (every worker calls it and
-    gets the same figures). ``dataset_fn`` is as for training: per-replica batches, sharded,
-    repeated (a worker that runs out of batches first would leave the others waiting).
+    gets the same figures). ``dataset_fn`` gives per-replica batches of this worker's share
+    (e.g. its own shard files), NOT repeated: every example is counted once, the workers may
+    hold different amounts (see :class:`_EvaluationPass`).
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    phase = _Phase(model, strategy, training=False, global_batch_size=global_batch_size)
-    iterator = iter(strategy.distribute_datasets_from_function(_checked_dataset_fn(dataset_fn, steps, "evaluation")))
-    return phase.run(iterator, steps)
+    phase = _EvaluationPass(model, strategy)
+    return phase.run(strategy.distribute_datasets_from_function(_finite_dataset_fn(dataset_fn, "evaluation")))
 
 
 def tf_config_from_environment() -> dict:

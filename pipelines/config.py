@@ -87,10 +87,18 @@ class TokenizerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class VocabConfig:
-    """Size limits of one vocabulary; sizes include the four reserved tokens."""
+    """Size limits of one vocabulary, and how it is counted; sizes include the four reserved tokens."""
 
     max_size: int = 20_000
     min_count: int = 1
+    # false: exact top-K (keyed counts summed across workers, then a top-K bounded by K).
+    # true: a Misra-Gries heavy-hitters summary of bounded size, for corpora whose distinct
+    # tokens fit on no worker; each count is at most N / (capacity + 1) below the truth.
+    approximate: bool = False
+    # Approximate mode only: the summary tracks capacity_factor * (max_size - 4) tokens and
+    # holds at most twice that. 4 cuts the error bound to under a quarter of what a summary
+    # of exactly K tokens allows (N / (4K + 1) vs N / (K + 1)) for 8K entries at most.
+    capacity_factor: int = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +132,10 @@ class PreprocessConfig:
     num_shards: int = 4
     # Rows tokenized and encoded together in one TensorFlow call.
     batch_size: int = 1024
+    # The job fails (naming its first errors) when more than this share of the rows in is
+    # rejected as ``processing_error`` (a step raised on the row): a bug or a broken
+    # dependency, not bad input. 1 %: a few poison rows pass, a broken step does not.
+    max_failure_rate: float = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,8 +222,12 @@ class InferConfig:
     # Names: how many names to sample, and the seed that makes the job reproducible.
     num_samples: int = 1_000
     seed: int = 0
-    # Parquet shards of the predictions; 0 = one per bundle (no grouping step).
+    # Parquet shards of the predictions and of the rejected rows; 0 = one per bundle (no grouping step).
     num_shards: int = 0
+    # The job fails (naming its first errors) when more than this share of the rows in is
+    # rejected as ``inference_error`` or ``processing_error`` (the model call or a step
+    # raised): a broken model, not bad input. 1 %: a few poison rows pass, a broken model does not.
+    max_failure_rate: float = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -472,6 +488,8 @@ def _check_semantics(config: Config, source: str) -> None:
             fail(f"preprocess.{name}.max_size", "must exceed the 4 reserved tokens")
         if vocab.min_count < 1:
             fail(f"preprocess.{name}.min_count", "must be at least 1")
+        if vocab.capacity_factor < 1:
+            fail(f"preprocess.{name}.capacity_factor", f"must be at least 1, got {vocab.capacity_factor}")
     for name in ("max_length", "max_chars", "batch_size"):
         if getattr(pre, name) < 1:
             fail(f"preprocess.{name}", f"must be positive, got {getattr(pre, name)}")
@@ -479,6 +497,8 @@ def _check_semantics(config: Config, source: str) -> None:
         fail("preprocess.max_target_length", f"must hold <start>/<end> and a token, got {pre.max_target_length}")
     if pre.num_shards < 0:
         fail("preprocess.num_shards", f"must be 0 (one file per bundle) or more, got {pre.num_shards}")
+    if not 0.0 <= pre.max_failure_rate <= 1.0:
+        fail("preprocess.max_failure_rate", f"must lie in [0, 1], got {pre.max_failure_rate}")
     if config.train is not None:
         _check_train(config, fail)
     _check_infer(config.infer, fail)
@@ -536,6 +556,8 @@ def _check_infer(infer: InferConfig, fail) -> None:
             fail(f"infer.{name}", f"must lie in [0, 1], got {getattr(infer, name)}")
     if infer.num_shards < 0:
         fail("infer.num_shards", f"must be 0 (one file per bundle) or more, got {infer.num_shards}")
+    if not 0.0 <= infer.max_failure_rate <= 1.0:
+        fail("infer.max_failure_rate", f"must lie in [0, 1], got {infer.max_failure_rate}")
 
 
 _OUTPUTS_OF_KIND = {

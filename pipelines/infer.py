@@ -5,10 +5,22 @@
       -> post-process and validate per task -> <task>/predictions/predictions-*.parquet
     every row not predicted, with its reason -> <task>/rejected/rejected-*.parquet
 
-The names task reads no corpus: it samples ``infer.num_samples`` names. The job ends with
-a count of rows in / out / rejected / low-confidence and fails if ``in != out + rejected``;
-the counts also go to ``<task>/infer_summary.json``, written last. A rerun replaces the
-outputs of the previous run.
+The names task reads no corpus: it samples ``infer.num_samples`` names.
+
+The accounting is data, counted in the pipeline: per-batch count dicts (rows read, out,
+low-confidence, truncated, flagged) summed with a bounded combine, rejected rows counted
+by stage and code from the rejected records themselves, and the first failed rows kept.
+The job's last step, run once both Parquet outputs are written, checks them and writes
+``<task>/infer_summary.json``: it fails the job, writing no summary (its presence marks a
+good run), when ``in != out + rejected`` or when more than ``infer.max_failure_rate`` of
+the rows failed (``inference_error`` / ``processing_error``: a broken model, not bad
+input), naming the first errors. No counter is read by the launcher, so a job launched
+from a template, or whose bundles a runner retried, writes the same exact summary; the
+``infer`` Beam counters stay, for the runner's UI (they count retried attempts too).
+``seconds`` and ``rows_per_second`` are the launcher's wall time (graph built to job
+done): the pipeline cannot know it, so they are in what :func:`run_config` returns, not
+in the file. A rerun replaces the outputs of the previous run, once the new graph is
+built (every launch check passed).
 
     seqbeam infer --config configs/emoji.yaml [--set infer.emoji_threshold=0.6 ...] [Beam flags]
 """
@@ -17,13 +29,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import json
 import logging
 import time
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import apache_beam as beam
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from seqbeam.pipelines.cli import job_parser
@@ -54,9 +66,19 @@ from seqbeam.transforms.postprocess import (
     split_sentences,
 )
 from seqbeam.transforms.progress import LogProgress
-from seqbeam.transforms.records import REJECTED, STAGE_VALIDATE, Row, rejection
+from seqbeam.transforms.records import REJECTED, STAGE_READ, STAGE_VALIDATE, STATS, Row, rejection
 from seqbeam.transforms.retry import RetryRowByRow, single_rows
-from seqbeam.transforms.sinks import delete_paths, write_json
+from seqbeam.transforms.sinks import (
+    CountRejections,
+    FirstErrors,
+    SumCounts,
+    check_failure_rate,
+    delete_paths,
+    failure_report,
+    read_json,
+    rejections_by_stage,
+    write_json,
+)
 
 _LOG = logging.getLogger(__name__)
 _NAMESPACE = "infer"
@@ -75,6 +97,11 @@ def rejected_dir(config: Config) -> str:
 def summary_path(config: Config) -> str:
     """The job's counts, written last: its presence marks a finished run."""
     return join_path(config.task_dir, "infer_summary.json")
+
+
+def input_key(config: Config) -> str:
+    """The config section the annotated corpus comes from, named in the reader's errors."""
+    return "infer.input" if config.infer.input is not None else "data"
 
 
 def input_data(config: Config) -> DataConfig:
@@ -128,6 +155,7 @@ class KeyExamples(beam.DoFn):
 
     An example is the row's text, or (emoji tagging) the text cut into sentences. Empty
     texts and texts over ``infer.max_chars`` characters are rejected here, with the reason.
+    Tagged output ``stats``: ``{"read": rows}`` per list, the rows that came through reading.
     """
 
     def __init__(self, max_chars: int, sentences: bool):
@@ -150,6 +178,7 @@ class KeyExamples(beam.DoFn):
                 keyed.append((row.id, split_sentences(text) if self._sentences else text))
         if keyed:
             yield keyed
+        yield beam.pvalue.TaggedOutput(STATS, {"read": len(rows)})
 
 
 def sample_prompts(batch_index: int, batch_size: int, num_samples: int) -> list[tuple[str, Prompt]]:
@@ -170,7 +199,8 @@ class CountRows(beam.DoFn):
 
 
 class Annotate(beam.PTransform):
-    """Keyed example batches -> RunInference -> (prediction tables, rejected records)."""
+    """Keyed example batches -> RunInference -> dict of prediction ``tables``, ``rejected``
+    records and the post-processing ``stats`` (count dicts)."""
 
     def __init__(self, config: Config, plan: ServingPlan):
         super().__init__()
@@ -204,9 +234,11 @@ class Annotate(beam.PTransform):
                                               max_batch_size=max(infer.max_batch_size, 1024))
             | "Postprocess" >> beam.ParDo(
                 RetryRowByRow(PostprocessBatches(self._plan.output_format), stage=STAGE_POSTPROCESS,
-                              split=single_rows, rows=result_inputs), known=known).with_outputs(REJECTED, main="tables")
+                              split=single_rows, rows=result_inputs), known=known
+            ).with_outputs(REJECTED, STATS, main="tables")
         )
-        return post.tables, (failed, post[REJECTED]) | "InferRejected" >> beam.Flatten()
+        rejected = (failed, post[REJECTED]) | "InferRejected" >> beam.Flatten()
+        return {"tables": post.tables, "rejected": rejected, "stats": post[STATS]}
 
 
 class TrainingNames(beam.PTransform):
@@ -227,7 +259,8 @@ class TrainingNames(beam.PTransform):
 
 
 def build_pipeline(p: beam.Pipeline, config: Config, plan: ServingPlan) -> dict:
-    """Adds the inference graph to ``p``; returns its prediction tables and rejected records."""
+    """Adds the inference graph to ``p``; returns its prediction tables, rejected records and
+    the summary step (a PCollection of the summary's path, once written)."""
     infer = config.infer
     if config.output_kind == "names":
         num_batches = -(-infer.num_samples // infer.max_batch_size)
@@ -238,29 +271,94 @@ def build_pipeline(p: beam.Pipeline, config: Config, plan: ServingPlan) -> dict:
             | "Prompts" >> beam.Map(sample_prompts, infer.max_batch_size, infer.num_samples)
             | "CountSamples" >> beam.ParDo(CountRows("rows_in"))
         )
+        input_stats = keyed | "SampleStats" >> beam.Map(lambda prompts: {"read": len(prompts)})
         early_rejected = []
     else:
-        read = p | "Read" >> ReadRows(dataclasses.replace(config, data=input_data(config)))
-        checked = read["batches"] | "Progress" >> beam.ParDo(LogProgress("infer")) | "KeyExamples" >> beam.ParDo(
-            KeyExamples(infer.max_chars, sentences=config.output_kind == "emoji")).with_outputs(REJECTED, main="keyed")
-        keyed = checked.keyed
+        corpus = dataclasses.replace(config, data=input_data(config))
+        read = p | "Read" >> ReadRows(corpus, config_key=input_key(config))
+        checked = read["batches"] | "KeyExamples" >> beam.ParDo(
+            KeyExamples(infer.max_chars, sentences=config.output_kind == "emoji")
+        ).with_outputs(REJECTED, STATS, main="keyed")
+        # Counted where the rows go to the model: the progress lines show which workers call it.
+        keyed = checked.keyed | "Progress" >> beam.ParDo(LogProgress("infer"))
+        input_stats = checked[STATS]
         read_rejected = read["rejected"] | "CountReadRejections" >> beam.ParDo(CountRows("rows_in"))
         early_rejected = [read_rejected, checked[REJECTED]]
-    tables, infer_rejected = keyed | "Annotate" >> Annotate(config, plan)
-    rejected = (*early_rejected, infer_rejected) | "AllRejected" >> beam.Flatten()
+    annotated = keyed | "Annotate" >> Annotate(config, plan)
+    tables = annotated["tables"]
+    rejected = (*early_rejected, annotated["rejected"]) | "AllRejected" >> beam.Flatten()
 
-    tables | "WritePredictions" >> beam.io.WriteToParquetBatched(
+    prediction_files = tables | "WritePredictions" >> beam.io.WriteToParquetBatched(
         join_path(predictions_dir(config), "predictions"), schema=plan.output_format.schema, codec="snappy",
         file_name_suffix=".parquet", num_shards=infer.num_shards)
-    (
+    rejected_files = (
         rejected
         | "CountRejected" >> beam.ParDo(CountRows("rejected_total"))
         | "RejectedRows" >> beam.Map(rejected_row)
         | "WriteRejected" >> beam.io.WriteToParquet(
             join_path(rejected_dir(config), "rejected"), schema=REJECTED_SCHEMA, codec="snappy",
-            file_name_suffix=".parquet", num_shards=1)
+            file_name_suffix=".parquet", num_shards=infer.num_shards)
     )
-    return {"tables": tables, "rejected": rejected}
+    counts = (input_stats, annotated["stats"]) | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(
+        SumCounts())
+    summary = (
+        p
+        | "Finish" >> beam.Create([None])
+        # Every count and both written outputs are side inputs: the summary is written last.
+        | "WriteSummary" >> beam.Map(
+            write_summary, config, plan,
+            counts=beam.pvalue.AsSingleton(counts),
+            rejected_by_code=beam.pvalue.AsSingleton(rejected | "CountRejections" >> CountRejections()),
+            first_errors=beam.pvalue.AsSingleton(rejected | "FirstErrors" >> FirstErrors()),
+            # Iterated, not combined: a sink's file names carry the end-of-time timestamp, which
+            # a combine on Beam's BundleBasedDirectRunner drops as late data.
+            prediction_files=beam.pvalue.AsIter(prediction_files),
+            rejected_files=beam.pvalue.AsIter(rejected_files),
+        )
+    )
+    return {"tables": tables, "rejected": rejected, "summary": summary}
+
+
+def build_summary(config: Config, plan: ServingPlan, counts: dict[str, int], rejected_by_code: dict[str, int],
+                  first_errors: list[tuple], files: dict[str, int]) -> dict:
+    """The job's summary from the counts summed in the pipeline.
+
+    Raises RuntimeError when rows were lost (in != out + rejected) and TooManyFailures when
+    more rows failed than ``infer.max_failure_rate`` allows, naming the first errors.
+    """
+    by_stage = rejections_by_stage(rejected_by_code)
+    rows_in = counts.get("read", 0) + by_stage.get(STAGE_READ, 0)
+    rows_out, rejected = counts.get("out", 0), sum(by_stage.values())
+    if rows_in != rows_out + rejected:
+        raise RuntimeError(f"row accounting failed: {rows_in} rows in, {rows_out} predicted, {rejected} rejected")
+    failures = failure_report(rows_in, rejected_by_code, first_errors, config.infer.max_failure_rate)
+    check_failure_rate(failures, rows_in, "infer.max_failure_rate", rejected_dir(config))
+    return {
+        "task": config.task.name,
+        "config_hash": config.stage_hash("infer"),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model_path": plan.model_path,
+        "signature": plan.signature,
+        "rows": {"in": rows_in, "out": rows_out, "rejected": rejected,
+                 **{key: counts.get(key, 0) for key in ("low_confidence", "truncated", "flagged")}},
+        "rejections": {"by_stage": by_stage, "by_reason": dict(sorted(rejected_by_code.items()))},
+        "failures": failures,
+        "files": files,
+        "predictions": predictions_dir(config),
+        "rejected": rejected_dir(config),
+    }
+
+
+def write_summary(_, config: Config, plan: ServingPlan, *, counts, rejected_by_code, first_errors,
+                  prediction_files: Iterable[str], rejected_files: Iterable[str]) -> str:
+    """The job's last step: checks the accounting and writes ``infer_summary.json``; returns its path.
+
+    ``prediction_files`` and ``rejected_files`` are the paths the two sinks wrote, streamed
+    (only counted): as side inputs they make this step wait until both outputs are final.
+    """
+    files = {"predictions": sum(1 for _ in prediction_files), "rejected": sum(1 for _ in rejected_files)}
+    summary = build_summary(config, plan, counts, rejected_by_code, first_errors, files)
+    return write_json(summary, summary_path(config))
 
 
 def clear_outputs(config: Config) -> None:
@@ -268,33 +366,12 @@ def clear_outputs(config: Config) -> None:
     delete_paths([summary_path(config), predictions_dir(config), rejected_dir(config)])
 
 
-def counts_of(result) -> dict[str, int]:
-    """The job's ``infer`` counters, summed over steps (committed values where the runner has them)."""
-    counts: dict[str, int] = {}
-    for counter in result.metrics().query(MetricsFilter().with_namespace(_NAMESPACE))["counters"]:
-        value = counter.committed if counter.committed is not None else counter.attempted
-        counts[counter.key.metric.name] = counts.get(counter.key.metric.name, 0) + int(value or 0)
-    return counts
-
-
-def summarize(config: Config, plan: ServingPlan, counts: dict[str, int], seconds: float) -> dict:
-    """The job's summary; raises RuntimeError when rows were lost (in != out + rejected)."""
-    rows_in, rows_out, rejected = (counts.get(k, 0) for k in ("rows_in", "rows_out", "rejected_total"))
-    if rows_in != rows_out + rejected:
-        raise RuntimeError(f"row accounting failed: {rows_in} rows in, {rows_out} predicted, {rejected} rejected")
-    return {
-        "task": config.task.name,
-        "config_hash": config.stage_hash("infer"),
-        "model_path": plan.model_path,
-        "signature": plan.signature,
-        "rows": {"in": rows_in, "out": rows_out, "rejected": rejected,
-                 "low_confidence": counts.get("low_confidence", 0), "truncated": counts.get("truncated", 0),
-                 "flagged": counts.get("flagged", 0)},
-        "seconds": round(seconds, 2),
-        "rows_per_second": round(rows_in / seconds, 1) if seconds else None,
-        "predictions": predictions_dir(config),
-        "rejected": rejected_dir(config),
-    }
+def read_summary(config: Config) -> dict:
+    """The summary the pipeline wrote (local or gs://, through Beam's filesystems, which wrote it)."""
+    summary = read_json(summary_path(config))
+    if summary is None:
+        raise RuntimeError(f"the inference job ended without writing {summary_path(config)}")
+    return summary
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[argparse.Namespace, list[str]]:
@@ -313,19 +390,24 @@ def run(argv: Optional[Sequence[str]] = None, save_main_session: bool = True) ->
 
 
 def run_config(config: Config, beam_args: Sequence[str] = (), save_main_session: bool = True) -> dict:
-    """Runs inference for an already loaded config (used by ``seqbeam run`` and tests)."""
+    """Runs inference for an already loaded config (used by ``seqbeam run`` and tests).
+
+    Returns the summary the pipeline wrote, plus ``seconds`` and ``rows_per_second``: this
+    launcher's wall time from before the graph is built to the end of the job.
+    """
     plan = plan_serving(config)
     options = pipeline_options(beam_args, save_main_session)
     started = time.monotonic()
     _LOG.info("infer %s with %s (%s) -> %s", config.task.name, plan.model_path, plan.signature,
               predictions_dir(config))
-    clear_outputs(config)
     pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, config, plan)
-    result = pipeline.run()
-    result.wait_until_finish()
-    summary = summarize(config, plan, counts_of(result), time.monotonic() - started)
-    write_json(summary, summary_path(config))
+    build_pipeline(pipeline, config, plan)  # every launch check runs here, before anything is deleted
+    clear_outputs(config)
+    pipeline.run().wait_until_finish()
+    summary = read_summary(config)
+    seconds = time.monotonic() - started
+    summary = {**summary, "seconds": round(seconds, 2),
+               "rows_per_second": round(summary["rows"]["in"] / seconds, 1) if seconds else None}
     rows = summary["rows"]
     _LOG.info("infer %s done in %.1fs: %d rows in, %d predicted, %d rejected, %d low-confidence, %d truncated, "
               "%d flagged (%.0f rows/s)", config.task.name, summary["seconds"], rows["in"], rows["out"],

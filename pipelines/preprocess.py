@@ -5,9 +5,14 @@
             -> pad -> tf.train.Example -> <task>/data/{train,valid,test}-*.tfrecord.gz
 
 Outputs, under ``<output_dir>/<task>/data/``: the shards, ``vocab/*.txt``,
-``rejected/rejected-*.jsonl`` (id, raw, stage, reason of every row not written),
-``config.yaml`` (the resolved config) and ``metadata.json`` (written last, once every
-shard is flushed: its presence marks a complete run).
+``rejected/rejected-*.jsonl`` (id, raw, stage, reason of every row not written; sharded
+like the TFRecords, ``preprocess.num_shards``), ``config.yaml`` (the resolved config) and
+``metadata.json`` (written last, once every shard is flushed: its presence marks a
+complete run). The step that writes it checks the row accounting, counted in the
+pipeline, and fails the job, writing no metadata.json, when rows were lost or when more
+than ``preprocess.max_failure_rate`` of the rows failed (``processing_error``), naming the
+first errors. Old outputs are deleted only once the graph is built, which runs every
+launch check: a typo in ``data.path`` leaves the last good run in place.
 
     seqbeam preprocess --config configs/emoji.yaml [--set key=value ...] [Beam flags]
 """
@@ -31,6 +36,8 @@ from seqbeam.transforms.readers import ReadCorpus
 from seqbeam.transforms.records import REJECTED, STAGE_ENCODE, STATS, RowBatch
 from seqbeam.transforms.retry import RetryRowByRow
 from seqbeam.transforms.sinks import (
+    CountRejections,
+    FirstErrors,
     SumCounts,
     WriteRejected,
     WriteSplits,
@@ -58,14 +65,18 @@ def vocabulary_names(config: Config) -> tuple[str, ...]:
 
 
 class ReadRows(beam.PTransform):
-    """The task's rows, from files or its generator: dict of ``batches`` (lists of Rows) and ``rejected``."""
+    """The task's rows, from files or its generator: dict of ``batches`` (lists of Rows) and ``rejected``.
 
-    def __init__(self, config: Config):
+    ``config_key`` is the config section ``config.data`` came from (``infer.input`` for
+    the inference job's corpus): the reader's errors name the key the user set.
+    """
+
+    def __init__(self, config: Config, config_key: str = "data"):
         super().__init__()
         self._data = config.data
         self._batch_size = config.preprocess.batch_size
         generated = self._data.format == "generated"
-        self._reader = None if generated else ReadCorpus(self._data, self._batch_size)
+        self._reader = None if generated else ReadCorpus(self._data, self._batch_size, config_key=config_key)
 
     def expand(self, pbegin):
         if self._reader is not None:
@@ -75,12 +86,15 @@ class ReadRows(beam.PTransform):
 
 
 class ReadValidBatches(beam.PTransform):
-    """Rows read, batched and validated: ``batches`` (RowBatch), ``rejected`` and ``stats``."""
+    """Rows read, batched and validated: ``batches`` (RowBatch), ``rejected`` and ``stats``.
 
-    def __init__(self, config: Config):
+    ``config_key``: as for :class:`ReadRows`.
+    """
+
+    def __init__(self, config: Config, config_key: str = "data"):
         super().__init__()
         self._config = config
-        self._read = ReadRows(config)
+        self._read = ReadRows(config, config_key)
 
     def expand(self, pbegin):
         read = pbegin | "Read" >> self._read
@@ -105,7 +119,10 @@ class BuildVocabularies(beam.PTransform):
 
     def expand(self, pbegin):
         pre = self._config.preprocess
-        batches = (pbegin | "ReadForVocabulary" >> ReadValidBatches(self._config))["batches"]
+        batches = (
+            (pbegin | "ReadForVocabulary" >> ReadValidBatches(self._config))["batches"]
+            | "VocabularyProgress" >> beam.ParDo(LogProgress("vocabulary"))
+        )
         columns = {"source": "texts", "target": "targets", "tokens": "texts"}
         return {
             name: batches
@@ -141,7 +158,7 @@ def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
     shards = encoded.examples | "WriteTFRecords" >> WriteSplits(out_dir, pre.num_shards)
 
     rejected = (read["rejected"], encoded[REJECTED]) | "AllRejected" >> beam.Flatten()
-    rejected_files = rejected | "WriteRejected" >> WriteRejected(join_path(out_dir, "rejected"))
+    rejected_files = rejected | "WriteRejected" >> WriteRejected(join_path(out_dir, "rejected"), pre.num_shards)
     vocab_files = [
         vocab | f"Write{name.capitalize()}Vocabulary" >> beam.Map(write_vocabulary, join_path(out_dir, "vocab", f"{name}.txt"))
         for name, vocab in vocabularies.items()
@@ -149,19 +166,18 @@ def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
     stats = (read["stats"], encoded[STATS]) | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(
         SumCounts()
     )
-    rejected_by_code = (
-        rejected
-        | "RejectionKeys" >> beam.Map(lambda r: {f"{r['stage']}/{r['code']}": 1})
-        | "CountRejections" >> beam.CombineGlobally(SumCounts())
-    )
+    rejected_by_code = rejected | "CountRejections" >> CountRejections()
+    first_errors = rejected | "FirstErrors" >> FirstErrors()
     shard_paths = [
         paths | f"Tag{split.capitalize()}Shards" >> beam.Map(lambda path, s=split: (s, path))
         for split, paths in shards.items()
     ] | "AllShards" >> beam.Flatten()
 
-    def write_metadata(_, stats, rejected_by_code, shard_paths, done, **vocabs):
+    def write_metadata(_, stats, rejected_by_code, first_errors, shard_paths, done, **vocabs):
         shards_by_split = {split: [path for s, path in shard_paths if s == split] for split in shards}
-        payload = build_metadata(config, stats, rejected_by_code, vocabs, shards_by_split)
+        # Raises, leaving no metadata.json, when rows were lost or too many failed.
+        payload = build_metadata(config, stats, rejected_by_code, vocabs, shards_by_split,
+                                 first_errors=first_errors, rejected_dir=join_path(out_dir, "rejected"))
         write_text(config.to_yaml(), join_path(out_dir, "config.yaml"))
         return write_json(payload, join_path(out_dir, "metadata.json"))
 
@@ -174,6 +190,7 @@ def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
             write_metadata,
             stats=beam.pvalue.AsSingleton(stats),
             rejected_by_code=beam.pvalue.AsSingleton(rejected_by_code),
+            first_errors=beam.pvalue.AsSingleton(first_errors),
             shard_paths=beam.pvalue.AsList(shard_paths),
             done=beam.pvalue.AsList([rejected_files, *vocab_files] | "AllWritten" >> beam.Flatten()),
             **{name: beam.pvalue.AsSingleton(v) for name, v in vocabularies.items()},
@@ -184,7 +201,11 @@ def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
 
 
 def clear_outputs(config: Config) -> None:
-    """Deletes a previous run's outputs so a rerun leaves exactly one set of shards."""
+    """Deletes a previous run's outputs so a rerun leaves exactly one set of shards.
+
+    Called once the graph is built: building it runs every launch check (paths, columns),
+    so a job that cannot start leaves the last good outputs in place.
+    """
     delete_paths([data_dir(config)])
 
 
@@ -208,9 +229,9 @@ def run_config(config: Config, beam_args: Sequence[str] = (), save_main_session:
     options = pipeline_options(beam_args, save_main_session)
     started = time.monotonic()
     _LOG.info("preprocess %s (config %s) -> %s", config.task.name, config.hash, data_dir(config))
-    clear_outputs(config)
     pipeline = test_pipeline or beam.Pipeline(options=options)
-    build_pipeline(pipeline, config)
+    build_pipeline(pipeline, config)  # every launch check runs here, before anything is deleted
+    clear_outputs(config)
     pipeline.run().wait_until_finish()
     metadata = load_metadata(data_dir(config))
     rows = metadata["rows"]

@@ -94,7 +94,7 @@ def render_report(task_dir: str, config_yaml: str, run_summary: dict) -> str:
         ("total", _seconds(run_summary.get("seconds"))), ("in", task_dir)) if value is not None)
     sections = [
         ("Stages", lambda: _stages(run_summary)),
-        ("Headline", lambda: _headline(run)),
+        ("Headline", lambda: _headline(run, run_summary)),
         ("Classifier", lambda: _classifier(run)),
         ("Dates", lambda: _dates(run)),
         ("Names", lambda: _names(run)),
@@ -167,7 +167,7 @@ def _stages(summary: dict) -> str:
     return _table(["stage", "status", "time", "hash", "outputs"], rows)
 
 
-def _headline(run: _RunFiles) -> str:
+def _headline(run: _RunFiles, run_summary: dict) -> str:
     parts = []
     if run.metrics is None:
         parts.append(_note("evaluation metrics not available (eval/metrics.json)"))
@@ -200,9 +200,22 @@ def _headline(run: _RunFiles) -> str:
         counts = summary.get("rows") or {}
         parts.append(_tiles([(k.replace("_", " "), counts[k]) for k in
                              ("in", "out", "rejected", "low_confidence", "truncated", "flagged") if k in counts]))
-        parts.append(f'<p class="meta">inference: {_seconds(summary.get("seconds"))}, '
-                     f'{_esc(summary.get("rows_per_second"))} rows/s · model {_esc(summary.get("model_path"))}</p>')
+        seconds, rate = _infer_timing(summary, run_summary)
+        parts.append(f'<p class="meta">inference: {_seconds(seconds)}, '
+                     f'{_esc(rate)} rows/s · model {_esc(summary.get("model_path"))}</p>')
     return "".join(parts)
+
+
+def _infer_timing(summary: dict, run_summary: dict) -> tuple[Optional[float], Optional[float]]:
+    """Seconds and rows/s of the inference job.
+
+    The pipeline writes infer_summary.json and cannot know the launcher's wall time, so these
+    come from the run summary's infer stage (what the launcher measured); summaries written
+    before that change carry them themselves.
+    """
+    stage = next((s for s in run_summary.get("stages") or [] if s.get("stage") == "infer"), {})
+    seconds = summary.get("seconds", stage.get("seconds"))
+    return seconds, summary.get("rows_per_second", (stage.get("summary") or {}).get("rows_per_second"))
 
 
 def _classifier(run: _RunFiles) -> Optional[str]:

@@ -8,7 +8,9 @@ MirroredStrategy; otherwise the default strategy. Keras 3's ``fit`` does not run
 MultiWorkerMirroredStrategy (keras-team/keras#20585), so multi-worker jobs train with the
 custom distributed loop of :mod:`seqbeam.models.multiworker` (epoch checkpoints in
 ``<task>/train/checkpoints``, which must be storage every worker reads, e.g. gs://; no
-early stopping or TensorBoard there); the others use ``fit``. ``BackupAndRestore`` keeps the training
+early stopping or TensorBoard there), each worker reading its own shard files; the others
+use ``fit``. Validation and the final metrics are one pass over the valid/test split on
+either path: every example counted once. ``BackupAndRestore`` keeps the training
 state in ``<task>/train/backup``: a killed run, started again with the same command,
 resumes from the last finished epoch. Outputs under ``<task>/train/``: ``logs/``
 (TensorBoard), ``history.json``, ``metrics.json``; the export goes to ``<task>/model/<version>/``.
@@ -57,22 +59,36 @@ def train_dir(config: Config) -> str:
     return join_path(config.task_dir, "train")
 
 
-def datasets(config: Config, metadata: dict, strategy: tf.distribute.Strategy) -> dict:
-    """Train/valid/test datasets of (x, y[, weights]) with their steps per pass."""
+def steps_per_epoch(metadata: dict, global_batch: int) -> int:
+    """Global steps of one training epoch: every training row about once."""
+    return max(1, math.ceil(metadata["rows"]["train"] / global_batch))
+
+
+def split_dataset(config: Config, metadata: dict, split: str, batch_size: int,
+                  input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
+    """(x, y[, weights]) batches of a split: training shuffled and repeated, the others one finite pass.
+
+    A whole split (no ``input_context``) states its batch count from metadata.json: Keras
+    then knows the pass's length (no "ran out of data" warning) and a split holding other
+    than its recorded rows fails instead of being evaluated.
+    """
     train = config.train
-    global_batch = train.batch_size * strategy.num_replicas_in_sync
-    pairs = training_pairs(config)
-    out = {}
-    for split in ("train", "valid", "test"):
-        rows = metadata["rows"][split]
-        if rows == 0:
-            continue
-        dataset = make_dataset(
-            data_dir(config), split, batch_size=global_batch, shuffle=split == "train", seed=train.seed,
-            shuffle_buffer=train.shuffle_buffer, repeat=True, metadata=metadata,
-        ).map(pairs, num_parallel_calls=tf.data.AUTOTUNE)
-        out[split] = (dataset, max(1, math.ceil(rows / global_batch)))
-    return out
+    training = split == "train"
+    dataset = make_dataset(
+        data_dir(config), split, batch_size=batch_size, shuffle=training, seed=train.seed,
+        shuffle_buffer=train.shuffle_buffer, repeat=training, metadata=metadata, input_context=input_context,
+    ).map(training_pairs(config), num_parallel_calls=tf.data.AUTOTUNE)
+    if not training and input_context is None:
+        batches = math.ceil(metadata["rows"][split] / batch_size)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    return dataset
+
+
+def datasets(config: Config, metadata: dict, strategy: tf.distribute.Strategy) -> dict:
+    """Datasets of the splits that hold rows, in global batches (see :func:`split_dataset`)."""
+    global_batch = config.train.batch_size * strategy.num_replicas_in_sync
+    return {split: split_dataset(config, metadata, split, global_batch)
+            for split in ("train", "valid", "test") if metadata["rows"][split]}
 
 
 class _ProgressLog(keras.callbacks.Callback):
@@ -131,51 +147,44 @@ def _train_with_fit(config: Config, metadata: dict, strategy: tf.distribute.Stra
     if train.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=train.early_stopping_patience,
                                                        restore_best_weights=True))
-    train_ds, train_steps = data["train"]
-    valid_ds, valid_steps = data.get("valid", (None, None))
+    train_steps = steps_per_epoch(metadata, train.batch_size * strategy.num_replicas_in_sync)
     started = time.monotonic()
-    history = model.fit(train_ds, steps_per_epoch=train_steps, epochs=train.epochs, validation_data=valid_ds,
-                        validation_steps=valid_steps, callbacks=callbacks, verbose=0).history
+    # Finite validation data and no validation_steps: Keras reads all of it, each example once.
+    history = model.fit(data["train"], steps_per_epoch=train_steps, epochs=train.epochs,
+                        validation_data=data.get("valid"), callbacks=callbacks, verbose=0).history
     seconds = time.monotonic() - started
-    metrics = {split: model.evaluate(ds, steps=steps, verbose=0, return_dict=True)
-               for split, (ds, steps) in data.items() if split != "train"}
+    metrics = {split: model.evaluate(dataset, verbose=0, return_dict=True)
+               for split, dataset in data.items() if split != "train"}
     summary = _summary(config, strategy, history, metrics, int(model.optimizer.iterations.numpy()),
                        train_steps, seconds)
     return model, history, metrics, summary
 
 
 def _train_multi_worker(config: Config, metadata: dict, strategy: tf.distribute.Strategy) -> tuple:
-    """The custom distributed loop: every worker reads its own shard of each split."""
+    """The custom distributed loop: every worker reads its own shard files of each split."""
     from seqbeam.models.multiworker import evaluate_multi_worker, train_multi_worker
 
     train = config.train
     global_batch = train.batch_size * strategy.num_replicas_in_sync
-    pairs = training_pairs(config)
 
     def dataset_fn(split: str):
         def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            return make_dataset(
-                data_dir(config), split, batch_size=context.get_per_replica_batch_size(global_batch),
-                shuffle=split == "train", seed=train.seed, shuffle_buffer=train.shuffle_buffer, repeat=True,
-                metadata=metadata,
-            ).shard(context.num_input_pipelines, context.input_pipeline_id).map(
-                pairs, num_parallel_calls=tf.data.AUTOTUNE)
+            return split_dataset(config, metadata, split, context.get_per_replica_batch_size(global_batch),
+                                 input_context=context)
         return make
 
-    steps = {split: max(1, math.ceil(metadata["rows"][split] / global_batch))
-             for split in ("train", "valid", "test") if metadata["rows"][split]}
+    splits = [split for split in ("valid", "test") if metadata["rows"][split]]
+    train_steps = steps_per_epoch(metadata, global_batch)
     result = train_multi_worker(
         lambda: build_model(config, metadata, data_dir(config)), dataset_fn("train"), strategy=strategy,
-        epochs=train.epochs, steps_per_epoch=steps["train"],
-        validation=(dataset_fn("valid"), steps["valid"]) if "valid" in steps else None,
+        epochs=train.epochs, steps_per_epoch=train_steps,
+        validation=dataset_fn("valid") if "valid" in splits else None,
         global_batch_size=global_batch, checkpoint_dir=join_path(train_dir(config), "checkpoints"),
         log=_LOG,
     )
     model = result["model"]
-    metrics = {split: evaluate_multi_worker(model, dataset_fn(split), strategy=strategy, steps=steps[split],
-                                            global_batch_size=global_batch)
-               for split in ("valid", "test") if split in steps}
-    summary = _summary(config, strategy, result["history"], metrics, result["steps"], steps["train"],
+    metrics = {split: evaluate_multi_worker(model, dataset_fn(split), strategy=strategy) for split in splits}
+    summary = _summary(config, strategy, result["history"], metrics, result["steps"], train_steps,
                        result["seconds"])
     return model, result["history"], metrics, summary
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import glob
+import gzip
 import os
 import random
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -28,6 +30,18 @@ def read_examples(data_dir: str, split: str) -> list[dict]:
                     row[name] = list(feature.int64_list.value)
             rows.append(row)
     return sorted(rows, key=lambda r: r["id"])
+
+
+def line_id(path, line: int, name: str = "") -> str:
+    """The id of line ``line`` (1-based) of a corpus file: its name and the byte offset where the line starts.
+
+    Lines end at ``\n``, ``\r\n`` or a lone ``\r``; offsets of a ``.gz`` file count its uncompressed bytes.
+    """
+    data = Path(path).read_bytes()
+    if str(path).endswith(".gz"):
+        data = gzip.decompress(data)
+    offset = sum(len(piece) for piece in data.splitlines(keepends=True)[: line - 1])
+    return f"{name or Path(path).name}:{offset}"
 
 
 @pytest.fixture

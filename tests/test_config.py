@@ -473,3 +473,39 @@ def test_yaml_utf16_escapes_become_whole_characters(tmp_path):
         config_from_dict(emoji(task__classes=["\ud83d", "b", "c"]))
     with pytest.raises(ConfigError, match="--set output_dir: the value is not valid YAML"):
         load_config(str(escaped), ["output_dir=!!python/object/apply:os.system ['true']"])
+
+
+def test_vocabulary_mode_keys_default_to_exact_and_are_checked(tmp_path):
+    config = config_from_dict(EMOJI)
+    for vocab in (config.preprocess.source_vocab, config.preprocess.target_vocab):
+        assert vocab.approximate is False and vocab.capacity_factor == 4
+    config = load_config(write_yaml(tmp_path, emoji(
+        preprocess__target_vocab={"approximate": True, "capacity_factor": 2}), "approx.yaml"))
+    assert config.preprocess.target_vocab.approximate is True
+    assert config.preprocess.target_vocab.capacity_factor == 2
+    assert config.preprocess.source_vocab.approximate is False
+    assert load_config(write_yaml(tmp_path, EMOJI), ["preprocess.source_vocab.approximate=true"]
+                       ).preprocess.source_vocab.approximate is True
+    for changes, key in [
+        ({"preprocess__source_vocab": {"capacity_factor": 0}}, "preprocess.source_vocab.capacity_factor"),
+        ({"preprocess__target_vocab": {"capacity_factor": -3}}, "preprocess.target_vocab.capacity_factor"),
+        ({"preprocess__source_vocab": {"capacity_factor": 2.5}}, "preprocess.source_vocab.capacity_factor"),
+        ({"preprocess__source_vocab": {"approximate": "sometimes"}}, "preprocess.source_vocab.approximate"),
+        ({"preprocess__source_vocab": {"aproximate": True}}, "preprocess.source_vocab.aproximate"),
+    ]:
+        assert f"'{key}'" in config_error(tmp_path, emoji(**changes))
+
+
+def test_failure_rate_keys_default_to_one_percent_and_are_checked(tmp_path):
+    config = config_from_dict(EMOJI)
+    assert config.preprocess.max_failure_rate == config.infer.max_failure_rate == 0.01
+    config = load_config(write_yaml(tmp_path, emoji(preprocess__max_failure_rate=0, infer__max_failure_rate=1)),
+                         ["infer.max_failure_rate=0.25"])
+    assert (config.preprocess.max_failure_rate, config.infer.max_failure_rate) == (0.0, 0.25)
+    for changes, key in [
+        ({"preprocess__max_failure_rate": 1.5}, "preprocess.max_failure_rate"),
+        ({"preprocess__max_failure_rate": -0.1}, "preprocess.max_failure_rate"),
+        ({"infer__max_failure_rate": 2}, "infer.max_failure_rate"),
+        ({"infer__max_failure_rate": "1%"}, "infer.max_failure_rate"),
+    ]:
+        assert f"'{key}'" in config_error(tmp_path, emoji(**changes))

@@ -1,13 +1,21 @@
-"""Exported SavedModels of the emoji classifiers and the char LM, served on raw strings."""
+"""Exported SavedModels of the emoji classifiers and the char LM, served on raw strings; atomic exports."""
 
 from __future__ import annotations
+
+import logging
+import os
+import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from seqbeam.models import export as export_module
+from seqbeam.models.export import MODEL_CARD, export_model
+from seqbeam.models.inputs import load_metadata
 from seqbeam.pipelines import preprocess, train
 from seqbeam.pipelines.config import config_from_dict
+from seqbeam.transforms.inference import resolve_model_path
 
 from conftest import EMOJI_CLASSES, emoji_corpus, saurus_names
 
@@ -63,3 +71,90 @@ def test_char_lm_export_continues_prompts_and_samples_fresh_names(tmp_path):
     assert texts[3].startswith("kito") and texts[4].startswith("lu")
     assert all(len(t) > 2 for t in texts) and np.all(out["score"].numpy() <= 0)
     assert sum(t.endswith("saurus") for t in texts) >= 3
+
+
+# --- an export appears complete or not at all ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def emoji_export(tmp_path_factory):
+    """A small trained and exported Emojifier-V1: (config, training summary)."""
+    folder = tmp_path_factory.mktemp("atomic")
+    config = config_from_dict({
+        "task": {"name": "emoji", "kind": "classifier", "classes": CLASSES},
+        "data": {"format": "csv", "path": emoji_corpus(folder / "emoji.csv", rows=120), "text_column": "sentence",
+                 "label_column": "label"},
+        "preprocess": {"max_length": 8, "num_shards": 1},
+        "train": {"model": {"family": "emojifier_v1", "embedding_dim": 8}, "epochs": 1, "batch_size": 32,
+                  "early_stopping_patience": 0},
+        "output_dir": str(folder / "out"),
+    })
+    preprocess.run_config(config, save_main_session=False)
+    return config, train.run_config(config)
+
+
+def export_again(config, summary, model_root: str = "") -> str:
+    data_dir = preprocess.data_dir(config)
+    return export_model(config, summary["model"], load_metadata(data_dir), data_dir, {}, model_root=model_root)
+
+
+def test_an_export_is_renamed_into_place_whole_and_leaves_no_temporary_folder(emoji_export):
+    config, summary = emoji_export
+    root = os.path.join(config.task_dir, "model")
+    version = os.path.basename(summary["model_path"])
+    assert version.isdigit() and os.listdir(root) == [version]
+    assert {"saved_model.pb", "variables", "assets", MODEL_CARD} <= set(os.listdir(summary["model_path"]))
+    assert resolve_model_path("", root) == summary["model_path"]
+
+
+def copy_without_card(source: str, target: str) -> None:
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(MODEL_CARD))
+
+
+def test_inference_resolves_the_newest_complete_version_past_half_written_ones(emoji_export, tmp_path, caplog):
+    _, summary = emoji_export
+    root = tmp_path / "model"
+    complete = root / "1700000000"
+    shutil.copytree(summary["model_path"], complete)
+    copy_without_card(summary["model_path"], root / "1700000100")  # renamed, card not written yet
+    shutil.copytree(summary["model_path"], root / ".tmp-1700000200-0123abcd")  # staging: never a version
+    (root / "1700000300").mkdir()
+    shutil.copy(complete / MODEL_CARD, root / "1700000300" / MODEL_CARD)  # a card, but no SavedModel (yet)
+    with caplog.at_level(logging.WARNING, logger="seqbeam.transforms.inference"):
+        assert resolve_model_path("", str(root)) == str(complete)
+    assert "1700000100" in caplog.text and "export unfinished" in caplog.text
+    # Numbers, not strings: version 10 is newer than version 9.
+    shutil.copytree(summary["model_path"], root / "17000000000")
+    assert resolve_model_path("", str(root)) == str(root / "17000000000")
+
+    only_unfinished = tmp_path / "unfinished"
+    copy_without_card(summary["model_path"], only_unfinished / "1700000100")
+    with pytest.raises(FileNotFoundError, match=r"no exported model under .*unfinished/ \(1 unfinished"):
+        resolve_model_path("", str(only_unfinished))
+
+
+def test_an_export_interrupted_after_the_saved_model_leaves_no_version_to_serve(emoji_export, tmp_path, monkeypatch):
+    config, summary = emoji_export
+    root = tmp_path / "model"
+    older = export_again(config, summary, model_root=str(root))
+    written = []
+
+    def card_writer_fails(path, card):
+        written.append(sorted(os.listdir(path)))
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export_module, "write_model_card", card_writer_fails)
+    with pytest.raises(OSError, match="disk full"):
+        export_again(config, summary, model_root=str(root))
+    assert "saved_model.pb" in written[0] and "variables" in written[0]  # it failed after the SavedModel
+    assert os.listdir(root) == [os.path.basename(older)]  # the unfinished export removed itself
+    assert resolve_model_path("", str(root)) == older
+
+
+def test_exports_in_the_same_second_get_versions_of_their_own(emoji_export, tmp_path, monkeypatch):
+    config, summary = emoji_export
+    monkeypatch.setattr(export_module.time, "time", lambda: 1_700_000_000.5)
+    paths = [export_again(config, summary, model_root=str(tmp_path)) for _ in range(2)]
+    assert [os.path.basename(p) for p in paths] == ["1700000000", "1700000001"]
+    assert all(os.path.exists(os.path.join(p, MODEL_CARD)) for p in paths)
+    assert resolve_model_path("", str(tmp_path)) == paths[1]

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 
+import apache_beam as beam
 import pyarrow.parquet as pq
 import pytest
 
@@ -22,7 +23,7 @@ from seqbeam.pipelines.config import config_from_dict, load_config
 from seqbeam.transforms.encode import EncodeBatches
 from seqbeam.transforms.postprocess import PostprocessBatches
 
-from conftest import EMOJI_CLASSES, emoji_corpus, train_emoji_model
+from conftest import EMOJI_CLASSES, emoji_corpus, line_id, train_emoji_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -75,12 +76,13 @@ def test_encoding_faults_are_retried_row_by_row_and_poison_rows_rejected(tmp_pat
         "task": {"name": "emoji", "kind": "classifier", "classes": EMOJI_CLASSES},
         "data": {"format": "csv", "path": emoji_corpus(tmp_path / "corpus.csv", rows=2000),
                  "text_column": "sentence", "label_column": "label"},
-        "preprocess": {"max_length": 8, "num_shards": 1, "batch_size": 64},
+        # 3 % poison rows: over the default 1 % failure threshold, under this one.
+        "preprocess": {"max_length": 8, "num_shards": 1, "batch_size": 64, "max_failure_rate": 0.05},
         "output_dir": str(tmp_path / "out"),
     })
     metadata = preprocess.run_config(config, save_main_session=False)  # fails if the accounting does not hold
     rows = metadata["rows"]
-    ids = [f"corpus.csv:{line}" for line in range(2, 2002)]
+    ids = [line_id(config.data.path, line) for line in range(2, 2002)]
     poison = {i for i in ids if share(i, "poison") < faults.poison}
     flaky = {i for i in ids if share(i, "flaky") < faults.flaky} - poison
     assert 30 < len(poison) < 100 and len(flaky) > 100
@@ -109,10 +111,12 @@ def test_postprocessing_faults_are_retried_row_by_row_and_poison_rows_rejected(e
                         faulty(PostprocessBatches, faults, lambda results: [key for key, _ in results]))
     corpus = emoji_corpus(tmp_path / "annotate.csv", rows=3000, seed=5)
     data = dataclasses.replace(config.data, path=corpus, label_column=None)
+    # 2 % poison rows: over the default 1 % failure threshold, under this one.
     config = dataclasses.replace(config, output_dir=str(tmp_path / "out"), infer=dataclasses.replace(
-        config.infer, input=data, model_path=infer.plan_serving(config).model_path, max_batch_size=64))
+        config.infer, input=data, model_path=infer.plan_serving(config).model_path, max_batch_size=64,
+        max_failure_rate=0.05))
     summary = infer.run_config(config, save_main_session=False)  # fails if in != out + rejected
-    ids = {f"annotate.csv:{line}" for line in range(2, 3002)}
+    ids = {line_id(corpus, line) for line in range(2, 3002)}
     poison = {i for i in ids if share(i, "poison") < faults.poison}
     assert 30 < len(poison) < 100
     assert summary["rows"]["in"] == 3000 and summary["rows"]["rejected"] == len(poison)
@@ -159,3 +163,99 @@ def test_a_killed_run_rerun_leaves_one_set_of_outputs(tmp_path):
     ids = pq.read_table(str(task_dir / "predictions")).column("id").to_pylist()
     assert len(ids) == len(set(ids)) == 200000
     assert json.load(open(task_dir / "infer_summary.json"))["rows"]["out"] == 200000
+
+
+# ------------------------------------------------------------------------------ retried bundles, failure rates
+
+
+def fails_once_after_its_outputs(cls, marker: str, sentinel: str):
+    """A subclass of the DoFn ``cls`` whose first call on a batch holding the text ``sentinel``
+    emits every output, then raises, as a worker lost after writing does; ``marker`` (a file,
+    so it holds across processes) records that the fault fired."""
+
+    class FailsOnce(cls):
+        def process(self, rows, *args, **kwargs):
+            yield from super().process(rows, *args, **kwargs)
+            if any(row.text == sentinel for row in rows) and not os.path.exists(marker):
+                open(marker, "w").close()
+                raise ConnectionError("injected: bundle lost after its outputs were emitted")
+
+    return FailsOnce
+
+
+def summary_counts(summary: dict) -> dict:
+    """What must be identical across runners: the rows, the rejections and the failures."""
+    return {key: summary[key] for key in ("rows", "rejections", "failures", "files")}
+
+
+def test_a_retried_bundle_leaves_the_summary_exact(emoji_model, tmp_path, monkeypatch):
+    """Beam's BundleBasedDirectRunner retries a failed bundle; its counters count both attempts."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from seqbeam.pipelines.runners import pipeline_options
+
+    config, _ = emoji_model
+    sentinel = "the sentinel row we eat"
+    corpus = emoji_corpus(tmp_path / "annotate.csv", rows=300, seed=7)
+    with open(corpus, "a", encoding="utf-8") as f:
+        f.write("".join(f"{'food ' * 50}{i},0\n" for i in range(7)) + f"{sentinel},4\n")
+    data = dataclasses.replace(config.data, path=corpus, label_column=None)
+    config = dataclasses.replace(config, output_dir=str(tmp_path / "out"), infer=dataclasses.replace(
+        config.infer, input=data, model_path=infer.plan_serving(config).model_path, max_chars=200, num_shards=2),
+        preprocess=dataclasses.replace(config.preprocess, batch_size=64))
+    plan = infer.plan_serving(config)
+    expected = infer.run_config(config, save_main_session=False)  # the in-process runner, no fault
+
+    marker = str(tmp_path / "fault-fired")
+    monkeypatch.setattr(infer, "KeyExamples", fails_once_after_its_outputs(infer.KeyExamples, marker, sentinel))
+    pipeline = beam.Pipeline(options=pipeline_options(["--runner=BundleBasedDirectRunner"], save_main_session=False))
+    infer.build_pipeline(pipeline, config, plan)
+    infer.clear_outputs(config)
+    result = pipeline.run()
+    result.wait_until_finish()
+
+    assert os.path.exists(marker)  # the fault fired: one bundle ran twice
+    summary = json.load(open(infer.summary_path(config), encoding="utf-8"))
+    assert summary_counts(summary) == summary_counts(expected)
+    assert summary["rows"] == {**summary["rows"], "in": 308, "out": 301, "rejected": 7}
+    assert summary["rejections"]["by_reason"] == {"validate/too_long": 7}
+    ids = pq.read_table(summary["predictions"]).column("id").to_pylist()
+    assert len(ids) == len(set(ids)) == 301
+    # The counters saw the lost attempt too: a summary read from them would be wrong.
+    counters = result.metrics().query(MetricsFilter().with_namespace("infer").with_name("rows_in"))["counters"]
+    assert sum(c.committed for c in counters) > 308
+
+
+def broken(cls):
+    """A subclass of the DoFn ``cls`` that raises on every call: a broken step, not bad input."""
+
+    class Broken(cls):
+        def process(self, element, *args, **kwargs):
+            raise RuntimeError("injected: the step is broken")
+
+    return Broken
+
+
+def test_a_preprocessing_job_whose_rows_all_fail_fails_naming_its_first_errors(tmp_path, monkeypatch):
+    monkeypatch.setattr(preprocess, "EncodeBatches", broken(EncodeBatches))
+    config = config_from_dict({
+        "task": {"name": "emoji", "kind": "classifier", "classes": EMOJI_CLASSES},
+        "data": {"format": "csv", "path": emoji_corpus(tmp_path / "corpus.csv", rows=200),
+                 "text_column": "sentence", "label_column": "label"},
+        "preprocess": {"max_length": 8, "num_shards": 1, "batch_size": 64},
+        "output_dir": str(tmp_path / "out"),
+    })
+    with pytest.raises(Exception, match=r"200 of 200 rows \(100.0%\) failed, over preprocess.max_failure_rate 0.01; "
+                                        r"first errors: .* \(encode\) processing_error: RuntimeError: injected: the step is broken"
+                       ) as failure:
+        preprocess.run_config(config, save_main_session=False)
+    data_dir = preprocess.data_dir(config)
+    assert not os.path.exists(os.path.join(data_dir, "metadata.json"))  # no mark of a good run
+    rejected = [json.loads(line) for path in glob.glob(os.path.join(data_dir, "rejected", "*"))
+                for line in open(path, encoding="utf-8")]
+    assert len(rejected) == 200 and {r["code"] for r in rejected} == {"processing_error"}
+    # The first errors named are those of the smallest row ids, and only those.
+    ids = sorted(r["id"] for r in rejected)
+    message = str(failure.value)
+    assert all(f"{row_id} (encode) processing_error" in message for row_id in ids[:5])
+    assert not any(f"{row_id} (encode) processing_error" in message for row_id in ids[5:])

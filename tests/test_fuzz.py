@@ -16,8 +16,8 @@ formats. The properties:
 What a record is. The readers decode a file as UTF-8 (one BOM at the very start skipped,
 bytes that are not UTF-8 kept as escapes) and cut it into lines at "\\n", "\\r\\n" and a lone
 "\\r", nothing else: \\v, \\f, \\x1c-\\x1e, \\x85, U+2028 and U+2029 stay inside their line.
-Every line is one record, with id ``<file>:<line number>`` (1-based; a header is line 1
-and no record), or the value of its id column once the line parses. A line break ends a
+Every line is one record, with id ``<file>:<byte offset where the line starts>`` (a header
+is the first line and no record), or the value of its id column once the line parses. A line break ends a
 line: a final one does not start an empty record, a last line without one is still a
 record, and an empty line between two breaks is one (rejected: ``empty_line``). So a CR
 inside a line makes two records, and "\\r\\n" is one break, even right after an empty line.
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import glob
 import io
 import json
@@ -77,7 +78,7 @@ UNIT = settings(max_examples=300, deadline=None, derandomize=True, database=None
 
 KEPT = "kept"
 READ_CODES = {"undecodable", "empty_line", "malformed_csv", "malformed_json", "missing_column", "missing_value",
-              "not_text"}
+              "not_text", "extra_columns"}
 PREPROCESS_CODES = {
     "read": READ_CODES,
     "validate": {"empty_text", "too_long", "empty_target", "missing_label", "bad_label"},
@@ -194,9 +195,14 @@ class Format:
         }, source="test_fuzz")
 
 
-def delimited_classes(delimiter: str, kind: str, quoting: bool) -> dict[str, Callable]:
-    """Line makers of a CSV/TSV/Anki corpus: ``text<d>label`` (classifier) or ``source<d>target``."""
+def delimited_classes(delimiter: str, kind: str, quoting: bool, header: bool = False) -> dict[str, Callable]:
+    """Line makers of a CSV/TSV/Anki corpus: ``text<d>label`` (classifier) or ``source<d>target``.
+
+    Fields past the header's names are rejected (a delimiter inside a text would cut it),
+    unless they are empty; without a header, extra trailing fields are ignored.
+    """
     d = delimiter
+    extra = "extra_columns" if header else KEPT
     second = labels.map(str) if kind == "classifier" else words
 
     def row(text: str, other: str) -> str:
@@ -208,7 +214,9 @@ def delimited_classes(delimiter: str, kind: str, quoting: bool) -> dict[str, Cal
     classes = {
         "valid": lambda draw, i: [text_line(valid_text(draw), "valid", KEPT, KEPT)],
         "extra_columns": lambda draw, i: [text_line(row(draw(words), draw(second)) + f"{d}CC-BY 2.0{d}{draw(words)}",
-                                                    "extra_columns", KEPT, KEPT)],
+                                                    "extra_columns", extra, extra)],
+        "empty_extra_columns": lambda draw, i: [text_line(row(draw(words), draw(second)) + d * draw(st.integers(1, 3)),
+                                                          "empty_extra_columns", KEPT, KEPT)],
         "invalid_utf8": lambda draw, i: [Line(break_utf8(draw, valid_text(draw).encode()), "invalid_utf8",
                                               "undecodable", "undecodable")],
         "random_bytes": lambda draw, i: [Line(random_bytes(draw), "random_bytes", "undecodable", "undecodable")],
@@ -408,7 +416,7 @@ FORMATS = {
         "csv", "corpus.csv", "sentence,label",
         {"format": "csv", "text_column": "sentence", "label_column": "label"},
         {"name": "emoji", "kind": "classifier", "classes": EMOJI_CLASSES}, {"max_length": 8},
-        delimited_classes(",", "classifier", quoting=True)),
+        delimited_classes(",", "classifier", quoting=True, header=True)),
     "tsv": Format(
         "tsv", "pairs.tsv", None,
         {"format": "tsv", "header": False, "text_column": 0, "target_column": 1},
@@ -449,7 +457,15 @@ class Corpus:
         printer.text(repr(self))
 
     def line_id(self, index: int) -> str:
-        return f"{self.fmt.file_name}:{index + 1 + (self.fmt.header is not None)}"
+        return f"{self.fmt.file_name}:{self.line_starts[index + (self.fmt.header is not None)]}"
+
+    @functools.cached_property
+    def line_starts(self) -> list[int]:
+        """The byte offset of each physical line (the module docstring's rule), header included."""
+        starts = [0] + [match.end() for match in re.finditer(rb"\r\n|\r|\n", self.data)]
+        if starts[-1] == len(self.data):
+            starts.pop()
+        return starts
 
 
 def physical_lines(data: bytes) -> list[bytes]:
@@ -557,17 +573,6 @@ def check_outcomes(corpus: Corpus, kept_ids: list[str], rejected: list[dict], jo
 # ------------------------------------------------------------------------------ DoFns directly
 
 
-class _ReadableFile:
-    """What fileio.ReadableFile offers the parsers: metadata.path and open()."""
-
-    def __init__(self, path: str, data: bytes):
-        self.metadata = types.SimpleNamespace(path=path)
-        self._data = data
-
-    def open(self):
-        return io.BytesIO(self._data)
-
-
 def _split(outputs) -> tuple[list, list[dict]]:
     main, rejected = [], []
     for out in outputs:
@@ -579,12 +584,27 @@ def _split(outputs) -> tuple[list, list[dict]]:
     return main, rejected
 
 
+_SOURCE_DIR = tempfile.mkdtemp(prefix="seqbeam-fuzz-")
+
+
 def read_directly(data: DataConfig, path: str, payload: bytes, batch_size: int = 7) -> tuple[list, list[dict]]:
-    """The rows and read rejections of a file, from the reader DoFn the pipeline uses."""
-    parser = readers._parser_for(data, batch_size)
-    if hasattr(parser, "setup"):
-        parser.setup()
-    batches, rejected = _split(parser.process(_ReadableFile(path, payload)))
+    """The rows and read rejections of a file, from the source and the parser DoFn the pipeline uses.
+
+    The file is read in eight byte ranges or more (of 61 bytes at least), as a runner
+    splitting it would: lines straddling the split points must still be read once each.
+    """
+    path = os.path.join(_SOURCE_DIR, os.path.basename(path))
+    with open(path, "wb") as f:
+        f.write(payload)
+    source = readers.LineSource(path, os.path.dirname(path), batch_size, header=readers._has_header(data))
+    parser = readers._line_parser_for(data)
+    batches, rejected = [], []
+    for bundle in source.split(desired_bundle_size=max(61, len(payload) // 8)):
+        tracker = bundle.source.get_range_tracker(bundle.start_position, bundle.stop_position)
+        for chunk in bundle.source.read(tracker):
+            main, more = _split(parser.process(chunk))
+            batches += main
+            rejected += more
     assert all(isinstance(b, list) and 0 < len(b) <= batch_size for b in batches)
     return [row for batch in batches for row in batch], rejected
 

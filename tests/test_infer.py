@@ -8,16 +8,18 @@ import json
 import os
 import random
 
+import apache_beam as beam
 import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
 from seqbeam.pipelines import infer, preprocess, train
 from seqbeam.pipelines.config import config_from_dict
+from seqbeam.pipelines.runners import pipeline_options
 from seqbeam.transforms.postprocess import REJECTED_SCHEMA, EmojiOutputs, NameOutputs, TranslationOutputs
 from seqbeam.transforms.validate import assign_split
 
-from conftest import EMOJI_CLASSES, saurus_names, train_emoji_model
+from conftest import EMOJI_CLASSES, line_id, saurus_names, train_emoji_model
 
 CLASSES = EMOJI_CLASSES
 MULTI_PROCESSING = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
@@ -115,11 +117,11 @@ def test_emoji_job_writes_tagged_sentences_and_accounts_for_every_row(emoji_mode
     assert reasons == {
         "3": ("validate", "empty_text"),
         "4": ("validate", "too_long"),
-        "annotate.jsonl:7": ("read", "missing_column"),
-        "annotate.jsonl:8": ("read", "not_text"),
-        "annotate.jsonl:9": ("read", "malformed_json"),
+        line_id(config.infer.input.path, 7): ("read", "missing_column"),
+        line_id(config.infer.input.path, 8): ("read", "not_text"),
+        line_id(config.infer.input.path, 9): ("read", "malformed_json"),
     }
-    assert by_id["annotate.jsonl:9"]["input"] == "{not json"
+    assert by_id[line_id(config.infer.input.path, 9)]["input"] == "{not json"
     assert by_id["4"]["reason"] == "too_long: 1000 characters > infer.max_chars 500"
 
 
@@ -267,7 +269,7 @@ def test_names_job_samples_reproducibly_and_flags_novel_names(names_model, tmp_p
     assert all(row["name"][0].isupper() for row in rows)
     # Novel means: not among the train split of the training names (case-insensitive).
     train_split = {name for line, name in enumerate(sorted(training_names), start=1)
-                   if assign_split(f"names.txt:{line}", config.preprocess.splits) == "train"}
+                   if assign_split(line_id(config.data.path, line), config.preprocess.splits) == "train"}
     assert all(row["novel"] == (row["name"].lower() not in train_split) for row in rows)
     assert sum(row["name"].lower().endswith("saurus") for row in rows) > len(rows) / 2
     # Same seed, same names, on either runner: each batch of prompts is seeded by its index.
@@ -303,14 +305,134 @@ def test_a_batch_whose_model_call_fails_is_rejected_row_by_row_and_the_job_goes_
     config = config_from_dict({
         "task": {"name": "flaky", "kind": "classifier", "classes": ["no", "yes"]},
         "data": {"format": "text", "path": str(tmp_path / "in.txt"), "label_column": 1},
-        "infer": {"model_path": str(model_path), "max_batch_size": 4, "min_batch_size": 1},
+        # 4 rows of 10 fail: over the default 1 % failure threshold, under this one.
+        "infer": {"model_path": str(model_path), "max_batch_size": 4, "min_batch_size": 1, "max_failure_rate": 0.5},
         "output_dir": str(tmp_path / "out"),
     })
     summary = infer.run_config(config, save_main_session=False)
     assert summary["rows"] == {**summary["rows"], "in": 10, "out": 6, "rejected": 4}
+    assert summary["failures"] == {**summary["failures"], "rows": 4, "rate": 0.4, "max_rate": 0.5}
     assert sorted(read_table(summary["predictions"]).column("text").to_pylist()) == [
         "aaaa", "bbbb", "cccc", "dddd", "hhhh", "iiii"]
     rejected = read_table(summary["rejected"]).to_pylist()
     assert sorted((r["input"], r["stage"], r["code"]) for r in rejected) == [
         (t, "infer", "inference_error") for t in ("boom", "eeee", "ffff", "gggg")]
     assert all("boom in batch" in r["reason"] for r in rejected)
+
+
+def save_flaky_model(module: tf.Module, folder) -> str:
+    """Saves ``module`` as the SavedModel of a binary "flaky" task; returns its path."""
+    model_path = folder / "model" / "1"
+    tf.saved_model.save(module, str(model_path), signatures={"serving_default": module.serve})
+    (model_path / "model_card.json").write_text(json.dumps({"task": "flaky", "max_lengths": {"tokens": 64}}))
+    return str(model_path)
+
+
+def flaky_config(model_path: str, corpus: str, folder, **infer_keys):
+    return config_from_dict({
+        "task": {"name": "flaky", "kind": "classifier", "classes": ["no", "yes"]},
+        "data": {"format": "text", "path": corpus, "label_column": 1},
+        "infer": {"model_path": model_path, "max_batch_size": 4, "min_batch_size": 1, **infer_keys},
+        "output_dir": str(folder / "out"),
+    })
+
+
+def test_one_failed_batch_in_hundreds_of_rows_stays_under_the_default_failure_threshold(tmp_path):
+    model_path = save_flaky_model(FailsOnBoom(), tmp_path)
+    texts = [f"{i:04d}" for i in range(499)] + ["boom"]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    summary = infer.run_config(flaky_config(model_path, str(tmp_path / "in.txt"), tmp_path), save_main_session=False)
+    failed = read_table(summary["rejected"]).to_pylist()
+    # The batch of 4 that held "boom" failed: 0.8 % of the rows, under infer.max_failure_rate 0.01.
+    assert len(failed) == 4 and "boom" in {r["input"] for r in failed}
+    assert summary["rows"] == {**summary["rows"], "in": 500, "out": 496, "rejected": 4}
+    assert summary["failures"] == {**summary["failures"], "rows": 4, "rate": 0.008, "max_rate": 0.01}
+    assert sorted(e["id"] for e in summary["failures"]["first"]) == sorted(r["id"] for r in failed)
+
+
+class Broken(tf.Module):
+    """A binary classifier whose every model call fails."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(self, text):
+        with tf.control_dependencies([tf.debugging.assert_equal(tf.size(text), -1, message="the model is broken")]):
+            rows = tf.shape(text)[0]
+            return {"label": tf.zeros([rows], tf.int64), "probability": tf.fill([rows], 0.25),
+                    "tokens": tf.cast(tf.strings.length(text, unit="UTF8_CHAR"), tf.int64)}
+
+
+def test_a_broken_model_fails_the_job_naming_its_first_errors(tmp_path):
+    model_path = save_flaky_model(Broken(), tmp_path)
+    texts = [f"row {i:03d}" for i in range(40)]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    config_path = tmp_path / "flaky.yaml"
+    config_path.write_text(flaky_config(model_path, str(tmp_path / "in.txt"), tmp_path).to_yaml(), encoding="utf-8")
+    with pytest.raises(Exception, match=r"40 of 40 rows \(100.0%\) failed, over infer.max_failure_rate 0.01; "
+                                        r"first errors: .*\(infer\) inference_error: .*the model is broken") as failure:
+        infer.run(["--config", str(config_path)], save_main_session=False)
+    task_dir = tmp_path / "out" / "flaky"
+    assert not (task_dir / "infer_summary.json").exists()  # no mark of a good run
+    rejected = read_table(str(task_dir / "rejected")).to_pylist()  # written before the job failed
+    assert len(rejected) == 40 and {r["code"] for r in rejected} == {"inference_error"}
+    ids = sorted(r["id"] for r in rejected)
+    message = str(failure.value)
+    assert all(f"{row_id} (infer) inference_error" in message for row_id in ids[:5])
+    assert not any(f"{row_id} (infer)" in message for row_id in ids[5:])
+    # The threshold is the switch: allowed every failure, the same job ends green.
+    summary = infer.run(["--config", str(config_path), "--set", "infer.max_failure_rate=1"], save_main_session=False)
+    assert summary["rows"] == {**summary["rows"], "in": 40, "out": 0, "rejected": 40}
+
+
+def test_the_pipeline_itself_writes_the_summary_with_exact_counts(emoji_model, tmp_path):
+    config = elsewhere(emoji_infer_config(emoji_model), tmp_path)
+    with beam.Pipeline(options=pipeline_options([], save_main_session=False)) as p:  # no launcher
+        infer.build_pipeline(p, config, infer.plan_serving(config))
+    summary = json.load(open(infer.summary_path(config), encoding="utf-8"))
+    predictions = read_table(infer.predictions_dir(config)).to_pylist()
+    low = sum(min(s["probability"] for s in row["sentences"]) < config.infer.min_confidence for row in predictions)
+    assert summary["rows"] == {"in": 9, "out": 4, "rejected": 5, "low_confidence": low, "truncated": 1, "flagged": 0}
+    assert summary["rejections"] == {
+        "by_stage": {"read": 3, "validate": 2},
+        "by_reason": {"read/malformed_json": 1, "read/missing_column": 1, "read/not_text": 1,
+                      "validate/empty_text": 1, "validate/too_long": 1}}
+    assert summary["failures"] == {"rows": 0, "rate": 0.0, "max_rate": 0.01, "first": []}
+    assert summary["files"] == {"predictions": len(parquet_files(infer.predictions_dir(config))),
+                                "rejected": len(parquet_files(infer.rejected_dir(config)))}
+    assert "seconds" not in summary and "rows_per_second" not in summary  # the launcher's wall time only
+    assert summary["config_hash"] == config.stage_hash("infer")
+
+
+def files_and_bytes(folder) -> dict[str, bytes]:
+    """Every file under ``folder`` with its contents."""
+    return {os.path.relpath(os.path.join(root, name), folder): open(os.path.join(root, name), "rb").read()
+            for root, _, names in os.walk(folder) for name in names}
+
+
+def test_a_typo_in_the_input_path_fails_naming_it_and_keeps_the_last_outputs(emoji_model, tmp_path):
+    config = elsewhere(emoji_infer_config(emoji_model, min_batch_size=1), tmp_path)  # valid as a YAML file
+    config_path = tmp_path / "emoji.yaml"
+    config_path.write_text(config.to_yaml(), encoding="utf-8")
+    infer.run(["--config", str(config_path)], save_main_session=False)
+    before = files_and_bytes(config.task_dir)
+    assert "infer_summary.json" in before and any(name.startswith("predictions/") for name in before)
+    with pytest.raises(FileNotFoundError, match=r"^infer\.input\.path: .*annotate\.jsnol"):
+        infer.run(["--config", str(config_path), "--set",
+                   f"infer.input.path={config.infer.input.path.replace('.jsonl', '.jsnol')}"], save_main_session=False)
+    assert files_and_bytes(config.task_dir) == before
+
+
+def test_rejected_rows_are_sharded_like_the_predictions_on_a_multi_worker_run(emoji_model, tmp_path):
+    config, folder = emoji_model
+    texts = ["x" * 600 if i % 2 else f"we eat food now {i}" for i in range(1200)]  # every other row too long
+    (tmp_path / "mixed.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    data = dataclasses.replace(config.data, format="text", path=str(tmp_path / "mixed.txt"), label_column=None,
+                               header=False)
+    run = elsewhere(with_infer(config, input=data, max_chars=500, num_shards=4), tmp_path)
+    summary = infer.run_config(run, MULTI_PROCESSING, save_main_session=False)
+    assert summary["rows"] == {**summary["rows"], "in": 1200, "out": 600, "rejected": 600}
+    files = parquet_files(summary["rejected"])
+    per_file = [pq.read_table(path).num_rows for path in files]
+    assert [os.path.basename(path) for path in files] == [f"rejected-0000{i}-of-00004.parquet" for i in range(4)]
+    assert sum(per_file) == 600 and sum(count > 0 for count in per_file) >= 2, per_file
+    assert summary["files"] == {"predictions": 4, "rejected": 4}
+    assert len(set(read_table(summary["rejected"]).column("id").to_pylist())) == 600

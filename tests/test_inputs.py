@@ -1,10 +1,13 @@
 """tf.data over the preprocessing outputs: shapes from metadata.json, every row once."""
 
+import logging
+import shutil
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from seqbeam.models.inputs import feature_spec, load_metadata, make_dataset
+from seqbeam.models.inputs import deal_files, feature_spec, load_metadata, make_dataset, shard_paths, worker_shards
 from seqbeam.pipelines import preprocess
 
 from conftest import read_examples
@@ -57,3 +60,78 @@ def test_feature_spec_per_kind_and_errors(dates_dir, tmp_path):
         make_dataset(dates_dir, "holdout", batch_size=4)
     with pytest.raises(FileNotFoundError, match="seqbeam preprocess"):
         make_dataset(str(tmp_path), "train", batch_size=4)
+
+
+# --- each input pipeline its own shard files -----------------------------------------------------
+
+
+def contexts(workers: int) -> list:
+    return [tf.distribute.InputContext(num_input_pipelines=workers, input_pipeline_id=i, num_replicas_in_sync=workers)
+            for i in range(workers)]
+
+
+def ids_of(dataset) -> list[str]:
+    return [value.decode() for batch in dataset.as_numpy_iterator() for value in batch["id"]]
+
+
+def ids_by_file(data_dir: str, split: str) -> dict[str, set[str]]:
+    """The ids of each of a split's shard files, read here one file at a time."""
+    by_file = {}
+    for path in shard_paths(data_dir, load_metadata(data_dir), split):
+        by_file[path] = {tf.train.Example.FromString(record.numpy()).features.feature["id"].bytes_list.value[0].decode()
+                         for record in tf.data.TFRecordDataset(path, compression_type="GZIP")}
+    return by_file
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_each_input_pipeline_reads_whole_shard_files_of_its_own(dates_dir, workers):
+    metadata = load_metadata(dates_dir)
+    for split in ("train", "valid", "test"):
+        by_file = ids_by_file(dates_dir, split)
+        assert sum(1 for ids in by_file.values() if ids) >= workers, "the corpus needs a non-empty file per worker"
+        reads = [ids_of(make_dataset(dates_dir, split, batch_size=16, input_context=c)) for c in contexts(workers)]
+        assert sum(map(len, reads)) == len(set().union(*map(set, reads))) == metadata["rows"][split]
+        for ids in map(set, reads):
+            touched = [path for path, in_file in by_file.items() if in_file & ids]
+            assert touched and set().union(*(by_file[path] for path in touched)) == ids, (split, touched)
+
+
+def test_with_fewer_files_than_workers_each_record_goes_to_one_worker_with_a_warning(dates_dir, caplog):
+    metadata = load_metadata(dates_dir)
+    with caplog.at_level(logging.WARNING, logger="seqbeam.models.inputs"):
+        reads = [ids_of(make_dataset(dates_dir, "valid", batch_size=4, input_context=c)) for c in contexts(4)]
+    assert sum(map(len, reads)) == len(set().union(*map(set, reads))) == metadata["rows"]["valid"]
+    assert all(reads) and max(map(len, reads)) - min(map(len, reads)) <= 1  # one record in 4 each
+    assert "preprocess.num_shards >= 4" in caplog.text
+
+
+def test_training_batches_of_a_worker_come_from_its_files_only(dates_dir):
+    by_file = ids_by_file(dates_dir, "train")
+    _, second = contexts(2)
+    own = [worker_shards(list(by_file), 2, i).files for i in range(2)]
+    dataset = make_dataset(dates_dir, "train", batch_size=32, shuffle=True, seed=1, repeat=True, input_context=second)
+    seen = {value.decode() for batch in dataset.take(40).as_numpy_iterator() for value in batch["id"]}
+    assert seen == set().union(*(by_file[path] for path in own[1]))  # 1280 draws: every one of its rows, no other
+    assert not set(own[0]) & set(own[1])
+
+
+def test_empty_shard_files_are_dealt_to_no_worker_and_missing_ones_fail(dates_dir, tmp_path):
+    copy = tmp_path / "data"
+    shutil.copytree(dates_dir, copy)
+    with tf.io.TFRecordWriter(str(copy / "valid-empty.tfrecord.gz"), options="GZIP"):
+        pass  # what the sink writes for a shard that got no records
+    metadata = load_metadata(str(copy))
+    paths = [str(copy / "valid-empty.tfrecord.gz"), *shard_paths(str(copy), metadata, "valid")]
+    shares = [worker_shards(paths, 3, i) for i in range(3)]
+    assert all(len(share.files) == 1 and share.record_shards == 1 for share in shares)
+    assert sorted(f for share in shares for f in share.files) == sorted(paths[1:])
+    with pytest.raises(FileNotFoundError, match="missing"):
+        worker_shards([*paths, str(copy / "valid-gone.tfrecord.gz")], 2, 0)
+
+
+def test_files_are_dealt_largest_first_to_the_least_loaded_worker():
+    assert deal_files({"a": 5, "b": 3, "c": 3, "d": 1}, 2) == [["a", "d"], ["b", "c"]]
+    sizes = {f"f{i}": size for i, size in enumerate(np.random.default_rng(0).integers(1, 1000, size=50))}
+    loads = [sum(sizes[f] for f in files) for files in deal_files(sizes, 4)]
+    assert max(loads) - min(loads) <= max(sizes.values())
+    assert sorted(f for files in deal_files(sizes, 4) for f in files) == sorted(sizes)

@@ -2,7 +2,8 @@
 
 This file is also the workers' program: ``python tests/test_multiworker.py --worker ...``
 trains the models below under MultiWorkerMirroredStrategy (TF_CONFIG from the
-environment) and prints one ``RESULT {json}`` line per model.
+environment) and prints one ``RESULT {json}`` line per model, and, with ``--read-shards``,
+one line with the ids its input pipeline read from each split of preprocessed TFRecords.
 """
 
 from __future__ import annotations
@@ -94,7 +95,26 @@ def dataset_fn(kind: str, seed: int = 0):
     return make
 
 
-VALID_SEED, VALID_STEPS = 1, 2
+# The validation split: 44 rows, of which worker 0 holds the first 30 and worker 1 the other 14
+# (as files of unequal sizes would split it). Per replica, batches of 8: worker 0 has 8, 8, 8, 6
+# and worker 1 has 8, 6, then nothing for two steps; one device has 16, 16, 12.
+VALID_SEED, VALID_ROWS, VALID_SPLIT = 1, 44, 30
+
+
+def valid_parts(num_pipelines: int) -> list[range]:
+    """The rows of the validation split that each input pipeline holds."""
+    return [range(VALID_ROWS)] if num_pipelines == 1 else [range(VALID_SPLIT), range(VALID_SPLIT, VALID_ROWS)]
+
+
+def valid_dataset_fn(kind: str):
+    """One finite pass over this worker's part of the validation split, in batches of one replica."""
+
+    def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        rows = valid_parts(context.num_input_pipelines)[context.input_pipeline_id]
+        part = tuple(array[rows.start:rows.stop] for array in examples(kind, rows=VALID_ROWS, seed=VALID_SEED))
+        return tf.data.Dataset.from_tensor_slices(part).batch(context.get_per_replica_batch_size(GLOBAL_BATCH))
+
+    return make
 
 
 def checksum(model: keras.Model) -> str:
@@ -112,24 +132,41 @@ def worker_main(argv=None) -> None:
     parser.add_argument("--checkpoint-dir", required=True, help="one sub-folder per model")
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--read-shards", default="", help="comma-separated preprocessed data folders to read")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tf.config.threading.set_intra_op_parallelism_threads(1)  # two workers share two cores
     tf.config.threading.set_inter_op_parallelism_threads(1)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()  # before any other TensorFlow op
+    for data_dir in filter(None, args.read_shards.split(",")):
+        print("RESULT " + json.dumps({"kind": f"shards:{data_dir}", "ids": ids_read(strategy, data_dir)}), flush=True)
     for kind in args.models.split(","):
         result = train_multi_worker(
             lambda: build_model(kind), dataset_fn(kind), strategy=strategy, epochs=args.epochs,
             steps_per_epoch=args.steps, checkpoint_dir=os.path.join(args.checkpoint_dir, kind),
-            validation=(dataset_fn(kind, seed=VALID_SEED), VALID_STEPS), global_batch_size=GLOBAL_BATCH)
+            validation=valid_dataset_fn(kind), global_batch_size=GLOBAL_BATCH)
         model = result.pop("model")
-        evaluation = evaluate_multi_worker(model, dataset_fn(kind, seed=VALID_SEED), strategy=strategy,
-                                           steps=VALID_STEPS, global_batch_size=GLOBAL_BATCH)
+        evaluation = evaluate_multi_worker(model, valid_dataset_fn(kind), strategy=strategy)
         report = {**result, "kind": kind, "evaluation": evaluation,
                   "optimizer_steps": int(model.optimizer.iterations.numpy()),
                   "checksum": checksum(model), "weights": [w.tolist() for w in model.get_weights()],
                   "is_chief": is_chief(tf_config_from_environment())}
         print("RESULT " + json.dumps(report), flush=True)
+
+
+def ids_read(strategy: tf.distribute.Strategy, data_dir: str) -> dict[str, list[str]]:
+    """The ids this worker's input pipeline yields from each split: one finite pass, as evaluation reads."""
+    from seqbeam.models.inputs import load_metadata, make_dataset
+
+    ids = {}
+    for split, rows in load_metadata(data_dir)["rows"].items():
+        if split not in ("train", "valid", "test") or not rows:
+            continue
+        distributed = strategy.distribute_datasets_from_function(lambda context, split=split: make_dataset(
+            data_dir, split, batch_size=context.get_per_replica_batch_size(GLOBAL_BATCH), input_context=context))
+        ids[split] = [value.decode() for batch in distributed
+                      for local in strategy.experimental_local_results(batch["id"]) for value in local.numpy()]
+    return ids
 
 
 # --- launching a localhost cluster -----------------------------------------------------------
@@ -235,9 +272,34 @@ def fit_reference(kind: str, epochs: int, steps: int) -> tuple[keras.Model, dict
     return model, history.history
 
 
-def evaluate_reference(model: keras.Model, kind: str) -> dict:
-    return model.evaluate(batches(kind, GLOBAL_BATCH, seed=VALID_SEED), steps=VALID_STEPS, verbose=0,
-                          return_dict=True)
+def evaluate_reference(model: keras.Model, kind: str, num_pipelines: int) -> dict:
+    """``Model.evaluate`` on one device, over the global batches that the replicas see together."""
+    arrays = examples(kind, rows=VALID_ROWS, seed=VALID_SEED)
+    per_replica = GLOBAL_BATCH // num_pipelines
+    parts = valid_parts(num_pipelines)
+    steps = max(-(-len(part) // per_replica) for part in parts)
+    global_batches = []
+    for step in range(steps):
+        rows = np.concatenate([np.array(part[step * per_replica:(step + 1) * per_replica], dtype=int)
+                               for part in parts])
+        global_batches.append(tuple(array[rows] for array in arrays))
+    dataset = tf.data.Dataset.from_generator(
+        lambda: iter(global_batches),
+        output_signature=tuple(tf.TensorSpec([None, *array.shape[1:]], tf.as_dtype(array.dtype)) for array in arrays))
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))  # a known length: no Keras warning
+    return model.evaluate(dataset, verbose=0, return_dict=True)
+
+
+def hand_evaluation(weights: list, kind: str = "dense") -> dict:
+    """The dense model's validation figures computed here, over each of the VALID_ROWS examples once."""
+    model = build_model(kind)
+    model.set_weights([np.array(w, dtype="float32") for w in weights])
+    x, y, sample_weight = examples(kind, rows=VALID_ROWS, seed=VALID_SEED)
+    p = np.clip(model.predict(x, verbose=0).astype("float64"), 1e-7, 1 - 1e-7)
+    cross_entropy = -(y * np.log(p) + (1 - y) * np.log(1 - p))[:, 0]
+    return {"loss": float(np.mean(sample_weight * cross_entropy)),  # "sum_over_batch_size" of weighted values
+            "accuracy": float(np.mean((p > 0.5) == (y > 0.5))),
+            "weighted_mse": float(np.sum(sample_weight * (y - p)[:, 0] ** 2) / np.sum(sample_weight))}
 
 
 def last_validation(history: dict) -> dict:
@@ -262,13 +324,15 @@ def test_on_one_device_the_loop_matches_model_fit_and_evaluate(tmp_path, kind):
     reference, reference_history = fit_reference(kind, epochs=2, steps=4)
     result = train_multi_worker(lambda: build_model(kind), dataset_fn(kind), strategy=strategy, epochs=2,
                                 steps_per_epoch=4, checkpoint_dir=str(tmp_path / "ckpt"),
-                                validation=(dataset_fn(kind, seed=VALID_SEED), VALID_STEPS))
+                                validation=valid_dataset_fn(kind))
     model = result["model"]
     assert_figures_close(train_figures(result["history"]), reference_history, rtol=1e-5)
     for ours, theirs in zip(model.get_weights(), reference.get_weights()):
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
-    evaluation = evaluate_multi_worker(model, dataset_fn(kind, seed=VALID_SEED), strategy=strategy, steps=VALID_STEPS)
-    assert_figures_close(evaluation, evaluate_reference(reference, kind), rtol=1e-5)
+    evaluation = evaluate_multi_worker(model, valid_dataset_fn(kind), strategy=strategy)
+    assert_figures_close(evaluation, evaluate_reference(reference, kind, num_pipelines=1), rtol=1e-5)
+    if kind == "dense":  # 44 rows in batches of 16: the partial last batch counts its 12 examples once
+        assert_figures_close(evaluation, hand_evaluation(model.get_weights()), rtol=1e-5)
     # Validation reads the same batches after every epoch: the last one is an evaluation of the final weights.
     assert_figures_close(last_validation(result["history"]), evaluation, rtol=1e-6)
     assert result["steps"] == 8 and latest_epoch(tmp_path / "ckpt") == 2
@@ -280,6 +344,12 @@ def test_on_one_device_the_loop_matches_model_fit_and_evaluate(tmp_path, kind):
     assert checksum(again["model"]) == checksum(model)
 
 
+def test_evaluation_refuses_a_repeated_dataset(tmp_path):
+    model = build_model("dense")
+    with pytest.raises(ValueError, match="one finite pass"):
+        evaluate_multi_worker(model, dataset_fn("dense"), strategy=tf.distribute.get_strategy())
+
+
 def test_a_dataset_too_short_for_the_schedule_fails_before_training(tmp_path):
     def finite(context):  # 256 rows: 16 batches, fewer than the 2 x 10 steps asked for
         return tf.data.Dataset.from_tensor_slices(examples("dense")).batch(GLOBAL_BATCH)
@@ -289,15 +359,74 @@ def test_a_dataset_too_short_for_the_schedule_fails_before_training(tmp_path):
                            steps_per_epoch=10, checkpoint_dir=str(tmp_path / "ckpt"))
 
 
+def preprocessed_dates(out_dir, num_shards: int) -> str:
+    """A preprocessed dates corpus of 300 generated rows in ``num_shards`` files per split; its data folder."""
+    from seqbeam.pipelines import preprocess
+    from seqbeam.pipelines.config import config_from_dict
+
+    config = config_from_dict({
+        "task": {"name": "dates", "kind": "seq2seq"},
+        "data": {"format": "generated", "generator": {"name": "dates", "num_rows": 300, "seed": 5}},
+        "preprocess": {"tokenizer": {"level": "char"}, "max_length": 40, "max_target_length": 12,
+                       "num_shards": num_shards, "batch_size": 16},
+        "output_dir": str(out_dir),
+    })
+    preprocess.run_config(config, save_main_session=False)
+    return preprocess.data_dir(config)
+
+
 @pytest.fixture(scope="module")
 def two_worker_run(tmp_path_factory) -> SimpleNamespace:
-    """One cluster run training both models, shared by the in-sync tests (start-up is the slow part)."""
+    """One cluster run reading two preprocessed corpora and training both models, shared by the
+    in-sync tests (start-up is the slow part)."""
     tmp_path = tmp_path_factory.mktemp("in_sync")
-    run = SimpleNamespace(epochs=3, steps=8, checkpoints=tmp_path / "checkpoints")
+    run = SimpleNamespace(epochs=3, steps=8, checkpoints=tmp_path / "checkpoints",
+                          many_files=preprocessed_dates(tmp_path / "many", num_shards=3),
+                          one_file=preprocessed_dates(tmp_path / "one", num_shards=1))
     with Cluster(tmp_path, "--models", "dense,char_lm", "--checkpoint-dir", str(run.checkpoints),
-                 "--epochs", str(run.epochs), "--steps", str(run.steps)) as run.cluster:
+                 "--epochs", str(run.epochs), "--steps", str(run.steps),
+                 "--read-shards", f"{run.many_files},{run.one_file}") as run.cluster:
         run.results = run.cluster.wait()
     return run
+
+
+def ids_by_file(data_dir: str, split: str) -> dict[str, set[str]]:
+    """The ids of each shard file of a split, read here file by file."""
+    from seqbeam.models.inputs import load_metadata, shard_paths
+
+    by_file = {}
+    for path in shard_paths(data_dir, load_metadata(data_dir), split):
+        records = tf.data.TFRecordDataset(path, compression_type="GZIP")
+        by_file[path] = {tf.train.Example.FromString(r.numpy()).features.feature["id"].bytes_list.value[0].decode()
+                         for r in records}
+    return by_file
+
+
+def test_each_worker_reads_only_its_own_shard_files(two_worker_run):
+    data_dir = two_worker_run.many_files
+    read = [result[f"shards:{data_dir}"]["ids"] for result in two_worker_run.results]
+    for split in ("train", "valid", "test"):
+        by_file = {path: ids for path, ids in ids_by_file(data_dir, split).items() if ids}
+        assert len(by_file) >= 2, f"the {split} split needs a non-empty file per worker: {by_file.keys()}"
+        everything = set().union(*by_file.values())
+        mine, theirs = (set(ids[split]) for ids in read)
+        assert len(read[0][split]) == len(mine) and len(read[1][split]) == len(theirs)  # no id twice on a worker
+        assert not mine & theirs and mine | theirs == everything, split
+        # Whole files to each worker, never part of one: the other worker did not open them.
+        for ids in (mine, theirs):
+            files = [path for path, in_file in by_file.items() if in_file & ids]
+            assert set().union(*(by_file[path] for path in files)) == ids and files, (split, files)
+
+
+def test_with_fewer_shard_files_than_workers_each_record_is_still_read_once(two_worker_run):
+    data_dir = two_worker_run.one_file
+    read = [result[f"shards:{data_dir}"]["ids"] for result in two_worker_run.results]
+    for split in ("train", "valid", "test"):
+        (everything,) = (ids for ids in ids_by_file(data_dir, split).values())
+        mine, theirs = (set(ids[split]) for ids in read)
+        assert len(read[0][split]) + len(read[1][split]) == len(everything)
+        assert not mine & theirs and mine | theirs == everything and mine and theirs, split
+    assert "preprocess.num_shards >= 2" in two_worker_run.cluster.output(0)
 
 
 @pytest.mark.parametrize("kind", ["dense", "char_lm"])
@@ -327,9 +456,12 @@ def test_two_workers_train_in_sync_like_one_device_on_the_global_batch(two_worke
     assert_figures_close(train_figures(chief["history"]), reference_history, rtol=1e-4)
     for ours, theirs in zip(chief["weights"], reference.get_weights()):
         np.testing.assert_allclose(np.array(ours), theirs, rtol=1e-4, atol=1e-5)
+    # Validation and evaluation: the 44 examples once each, though worker 1 ran out two steps early.
     assert chief["evaluation"] == other["evaluation"], tails
-    assert_figures_close(chief["evaluation"], evaluate_reference(reference, kind), rtol=1e-4)
+    assert_figures_close(chief["evaluation"], evaluate_reference(reference, kind, num_pipelines=2), rtol=1e-4)
     assert_figures_close(last_validation(chief["history"]), chief["evaluation"], rtol=1e-6)
+    if kind == "dense":
+        assert_figures_close(chief["evaluation"], hand_evaluation(chief["weights"]), rtol=1e-5)
 
 
 def test_a_killed_cluster_restarted_with_the_same_command_resumes_to_the_same_step_count(tmp_path):

@@ -4,23 +4,33 @@ from __future__ import annotations
 
 import datetime
 
+import apache_beam as beam
 import pyarrow as pa
 import pytest
+from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import PredictionResult
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
 
 from seqbeam.transforms.date_generator import generate_dates
 from seqbeam.transforms.postprocess import (
     DateOutputs,
     EmojiOutputs,
     NameOutputs,
+    PostprocessBatches,
+    ReberOutputs,
     TranslationOutputs,
     check_date,
     detokenize,
     emojify,
     failed_inference_rejections,
     name_key,
+    result_inputs,
     split_sentences,
 )
+from seqbeam.transforms.records import REJECTED, STATS
+from seqbeam.transforms.retry import RetryRowByRow, single_rows
+from seqbeam.transforms.sinks import SumCounts
 
 
 @pytest.mark.parametrize("text, pieces", [
@@ -150,3 +160,40 @@ def test_a_failed_model_call_rejects_every_row_of_its_batch_with_the_error():
         ("s:3", "", "infer", "inference_error"),
     ]
     assert all(r["reason"] == "inference_error: ValueError: tensor shape mismatch" for r in records)
+
+
+class PoisonedReber(ReberOutputs):
+    """Reber outputs that raise on the row keyed "poison", as a post-processing bug would."""
+
+    def outcome(self, key, result, known=frozenset()):
+        if key == "poison":
+            raise ValueError("injected post-processing bug")
+        return super().outcome(key, result, known)
+
+
+def test_postprocess_counts_are_outputs_counted_once_when_a_batch_is_retried_row_by_row():
+    def result(text, probability, tokens=3):
+        return _result(text, label=int(probability >= 0.5), probability=probability, tokens=tokens)
+
+    fmt = PoisonedReber(max_tokens=4, overflow="truncate", min_confidence=0.7)
+    # The first batch fails on its second row, after its first was post-processed: retried row by row.
+    batches = [[("a", result("BT", 0.9)), ("poison", result("BP", 0.9)), ("c", result("BPT", 0.6, tokens=6))],
+               [("d", result("BTE", 0.2)), ("e", result("BTT", 0.55))]]
+    pipeline = TestPipeline()
+    post = (
+        pipeline
+        | beam.Create(batches)
+        | beam.ParDo(RetryRowByRow(PostprocessBatches(fmt), stage="postprocess", split=single_rows,
+                                   rows=result_inputs)).with_outputs(REJECTED, STATS, main="tables")
+    )
+    counts = post[STATS] | beam.CombineGlobally(SumCounts())
+    # Rows a, c, d, e: c and e under 0.7 confident either way, c longer than the model reads.
+    assert_that(counts, equal_to([{"out": 4, "low_confidence": 2, "truncated": 1, "flagged": 0}]), label="Counts")
+    assert_that(post.tables | beam.Map(lambda table: table.num_rows) | "Rows" >> beam.CombineGlobally(sum),
+                equal_to([4]), label="Tables")
+    assert_that(post[REJECTED] | beam.Map(lambda r: (r["id"], r["code"])), equal_to([("poison", "processing_error")]),
+                label="Rejected")
+    result_of_run = pipeline.run()
+    result_of_run.wait_until_finish()
+    counters = result_of_run.metrics().query(MetricsFilter().with_namespace("infer").with_name("rows_out"))["counters"]
+    assert sum(c.committed for c in counters) == 4

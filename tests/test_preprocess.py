@@ -18,7 +18,7 @@ from seqbeam.transforms.tokenizer import TextTokenizer
 from seqbeam.transforms.validate import assign_split
 from seqbeam.transforms.vocabulary import Vocabulary
 
-from conftest import read_examples
+from conftest import line_id, read_examples
 
 ALL_TRAIN = {"train": 1.0, "valid": 0.0, "test": 0.0}
 
@@ -60,8 +60,8 @@ def test_classifier_golden_records(tmp_path, make_config):
     assert open(os.path.join(data_dir, "vocab", "tokens.txt"), encoding="utf-8").read().split() == [
         "<pad>", "<unk>", "<start>", "<end>", "love", "you", "food", "i"]
     assert read_examples(data_dir, "train") == [
-        {"id": "emoji.csv:2", "tokens": [7, 4, 5, 0], "length": [3], "label": [0]},
-        {"id": "emoji.csv:3", "tokens": [5, 4, 6, 0], "length": [3], "label": [4]},
+        {"id": line_id(corpus, 2), "tokens": [7, 4, 5, 0], "length": [3], "label": [0]},
+        {"id": line_id(corpus, 3), "tokens": [5, 4, 6, 0], "length": [3], "label": [4]},
     ]
     assert metadata["rows"] == {"in": 2, "train": 2, "valid": 0, "test": 0, "rejected": 0}
     assert metadata["vocab_sizes"] == {"tokens": 8}
@@ -81,9 +81,9 @@ def test_seq2seq_golden_records_with_teacher_forcing(tmp_path, make_config):
     _, data_dir = run(config)
     # Source: '.' 2, go 2, i 1. Target: '.' 2, ve 1, voy 1, yo 1.
     assert read_examples(data_dir, "train") == [
-        {"id": "pairs.tsv:1", "source": [5, 4, 0, 0], "source_length": [2],
+        {"id": line_id(corpus, 1), "source": [5, 4, 0, 0], "source_length": [2],
          "target_in": [2, 5, 4, 0, 0], "target_out": [5, 4, 3, 0, 0], "target_length": [3]},
-        {"id": "pairs.tsv:2", "source": [6, 5, 4, 0], "source_length": [3],
+        {"id": line_id(corpus, 2), "source": [6, 5, 4, 0], "source_length": [3],
          "target_in": [2, 7, 6, 4, 0], "target_out": [7, 6, 4, 3, 0], "target_length": [4]},
     ]
 
@@ -111,8 +111,8 @@ def test_language_model_golden_records(tmp_path, make_config):
     )
     _, data_dir = run(config)
     assert read_examples(data_dir, "train") == [
-        {"id": "names.txt:1", "tokens": [2, 4, 5, 0], "targets": [4, 5, 3, 0], "length": [3]},
-        {"id": "names.txt:2", "tokens": [2, 5, 4, 0], "targets": [5, 4, 3, 0], "length": [3]},
+        {"id": line_id(corpus, 1), "tokens": [2, 4, 5, 0], "targets": [4, 5, 3, 0], "length": [3]},
+        {"id": line_id(corpus, 2), "tokens": [2, 5, 4, 0], "targets": [5, 4, 3, 0], "length": [3]},
     ]
 
 
@@ -183,22 +183,22 @@ def test_every_bad_input_is_rejected_with_its_reason_and_counts_add_up(tmp_path,
     metadata, data_dir = run(config)
     rejected = rejected_records(data_dir)
     assert {(r["id"], r["stage"], r["code"]) for r in rejected} == {
-        ("bad.csv:4", "read", "undecodable"),
-        ("bad.csv:5", "read", "empty_line"),
-        ("bad.csv:6", "read", "missing_column"),
-        ("bad.csv:7", "validate", "bad_label"),
-        ("bad.csv:8", "validate", "bad_label"),
-        ("bad.csv:9", "validate", "empty_text"),
-        ("bad.csv:10", "read", "malformed_csv"),
-        ("bad.csv:11", "encode", "no_tokens"),
-        ("bad.csv:12", "encode", "too_many_tokens"),
-        ("bad.csv:13", "validate", "too_long"),
+        (line_id(corpus, 4), "read", "undecodable"),
+        (line_id(corpus, 5), "read", "empty_line"),
+        (line_id(corpus, 6), "read", "missing_column"),
+        (line_id(corpus, 7), "validate", "bad_label"),
+        (line_id(corpus, 8), "validate", "bad_label"),
+        (line_id(corpus, 9), "validate", "empty_text"),
+        (line_id(corpus, 10), "read", "malformed_csv"),
+        (line_id(corpus, 11), "encode", "no_tokens"),
+        (line_id(corpus, 12), "encode", "too_many_tokens"),
+        (line_id(corpus, 13), "validate", "too_long"),
     }
     undecodable = next(r for r in rejected if r["code"] == "undecodable")
     assert undecodable["raw"].startswith("\\xff\\xfe broken")
-    assert "outside 0..4" in next(r["reason"] for r in rejected if r["id"] == "bad.csv:7")
+    assert "outside 0..4" in next(r["reason"] for r in rejected if r["id"] == line_id(corpus, 7))
     written = read_examples(data_dir, "train")
-    assert [r["id"] for r in written] == ["bad.csv:2", "bad.csv:3"]
+    assert [r["id"] for r in written] == sorted([line_id(corpus, 2), line_id(corpus, 3)])
     rows = metadata["rows"]
     assert rows["in"] == 12 == rows["train"] + rows["valid"] + rows["test"] + rows["rejected"]
     assert rows["rejected"] == len(rejected) == 10
@@ -212,7 +212,7 @@ def test_seq2seq_rejects_empty_targets(tmp_path, make_config):
                          {"splits": ALL_TRAIN})
     metadata, data_dir = run(config)
     assert [(r["id"], r["code"]) for r in rejected_records(data_dir)] == [
-        ("pairs.tsv:2", "empty_target"), ("pairs.tsv:3", "empty_target")]
+        (line_id(corpus, 2), "empty_target"), (line_id(corpus, 3), "empty_target")]
     assert metadata["rows"]["train"] == 1
 
 
@@ -229,7 +229,7 @@ def test_served_graph_tokenizes_to_the_same_ids_as_the_pipeline(tmp_path, make_c
     graph = TokenIds(TextTokenizer.from_config(config.preprocess.tokenizer), vocab)
     served = pad(graph(tf.constant(sentences)), 8).numpy()
     by_id = {r["id"]: r["tokens"] for r in read_examples(data_dir, "train")}
-    np.testing.assert_array_equal(served, np.array([by_id[f"s.csv:{i + 1}"] for i in range(len(sentences))]))
+    np.testing.assert_array_equal(served, np.array([by_id[line_id(corpus, i + 1)] for i in range(len(sentences))]))
 
 
 def test_split_is_a_function_of_the_id_on_both_runner_modes(tmp_path, make_config):
@@ -278,3 +278,41 @@ def test_a_corpus_with_no_valid_row_fails_after_writing_the_rejections(tmp_path,
     with pytest.raises(RuntimeError, match="no row reached the train split"):
         run(config)
     assert len(rejected_records(preprocess.data_dir(config))) == 3
+
+
+def files_and_bytes(folder) -> dict[str, bytes]:
+    """Every file under ``folder`` with its contents."""
+    return {os.path.relpath(os.path.join(root, name), folder): open(os.path.join(root, name), "rb").read()
+            for root, _, names in os.walk(folder) for name in names}
+
+
+def test_a_typo_in_the_data_path_fails_naming_it_and_keeps_the_last_run(tmp_path, make_config):
+    corpus = write(tmp_path / "names.txt", "ab\nba\nabba\n")
+    config = make_config({"name": "names", "kind": "lm"}, {"format": "text", "path": corpus},
+                         {"tokenizer": {"level": "char"}, "max_length": 8})
+    config_path = write(tmp_path / "names.yaml", config.to_yaml())
+    preprocess.run(["--config", config_path], save_main_session=False)
+    before = files_and_bytes(preprocess.data_dir(config))
+    assert "metadata.json" in before and "config.yaml" in before
+    with pytest.raises(FileNotFoundError, match=r"^data\.path: .*nmaes\.txt"):
+        preprocess.run(["--config", config_path, "--set", f"data.path={tmp_path / 'nmaes.txt'}"],
+                       save_main_session=False)
+    assert files_and_bytes(preprocess.data_dir(config)) == before
+
+
+def test_rejected_rows_are_sharded_like_the_tfrecords_on_a_multi_worker_run(tmp_path, make_config):
+    lines = "".join(f"sentence number {i} here,{i % 3 if i % 2 else 9}\n" for i in range(1200))  # odd: label 9
+    corpus = write(tmp_path / "many.csv", lines)
+    config = make_config(
+        {"name": "emoji", "kind": "classifier", "classes": ["a", "b", "c"]},
+        {"format": "csv", "path": corpus, "header": False, "text_column": 0, "label_column": 1},
+        {"num_shards": 4},
+    )
+    metadata, data_dir = run(config, "--direct_running_mode=multi_processing", "--direct_num_workers=2")
+    assert metadata["rows"]["rejected"] == 600 and metadata["rejected"]["by_reason"] == {"validate/bad_label": 600}
+    folder = os.path.join(data_dir, "rejected")
+    assert sorted(os.listdir(folder)) == [f"rejected-0000{i}-of-00004.jsonl" for i in range(4)]
+    per_file = [sum(1 for _ in open(os.path.join(folder, name), encoding="utf-8")) for name in sorted(os.listdir(folder))]
+    assert sum(per_file) == 600 and sum(count > 0 for count in per_file) >= 2, per_file
+    assert len({r["id"] for r in rejected_records(data_dir)}) == 600
+    assert metadata["failures"] == {"rows": 0, "rate": 0.0, "max_rate": 0.01, "first": []}

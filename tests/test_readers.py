@@ -18,9 +18,11 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
 
 from seqbeam.pipelines.config import ConfigError, DataConfig
-from seqbeam.pipelines.runners import LocalDirectRunner, pipeline_options
+from seqbeam.pipelines.runners import pipeline_options
 from seqbeam.transforms.readers import ReadCorpus
 from seqbeam.transforms.records import Row
+
+from conftest import line_id as at
 
 REJECT_KEYS = {"id", "raw", "stage", "code", "reason"}
 
@@ -96,14 +98,14 @@ def read_all(cases: list[tuple]) -> None:
 
 def test_test_pipeline_uses_the_local_runner():
     p = _pipeline()
-    assert isinstance(p.runner, LocalDirectRunner)
+    assert type(p.runner).__name__ == "FnApiRunner"
 
 
 def test_a_wrong_expectation_fails(tmp_path):
     """The assertions are live: a wrong expected row makes the pipeline fail."""
     path = _write(tmp_path / "t.txt", "alpha\n")
     with pytest.raises(Exception, match="alpha"):
-        read(DataConfig(format="text", path=path), [Row("t.txt:1", "beta")])
+        read(DataConfig(format="text", path=path), [Row(at(path, 1), "beta")])
 
 
 # --- CSV ----------------------------------------------------------------------------
@@ -121,9 +123,9 @@ def test_csv_with_header_and_named_columns(tmp_path):
         (
             DataConfig(format="csv", path=path, text_column="sentence", label_column="label"),
             [
-                Row("emoji.csv:2", "I love you", label="0"),
-                Row("emoji.csv:3", "Let us play, ball", label="1"),
-                Row("emoji.csv:4", 'she said "hi" to me', label="2"),
+                Row(at(path, 2), "I love you", label="0"),
+                Row(at(path, 3), "Let us play, ball", label="1"),
+                Row(at(path, 4), 'she said "hi" to me', label="2"),
             ],
         ),
         # The same file with the id column used as the row id.
@@ -142,7 +144,7 @@ def test_csv_header_columns_in_any_order(tmp_path):
     path = _write(tmp_path / "x.csv", "label, sentence\n3,feeling down\n")
     read(
         DataConfig(format="csv", path=path, text_column="sentence", label_column="label"),
-        [Row("x.csv:2", "feeling down", label="3")],
+        [Row(at(path, 2), "feeling down", label="3")],
     )
 
 
@@ -161,13 +163,13 @@ def test_emojiset_format(tmp_path):
     read(
         DataConfig(format="csv", path=path, header=False, text_column=0, label_column=1),
         [
-            Row("train_emoji.csv:1", "never talk to me again", label="3"),
-            Row("train_emoji.csv:2", "I want to eat", label="4"),
-            Row("train_emoji.csv:3", "work is hard", label="3"),
-            Row("train_emoji.csv:4", "he did not answer", label="3"),
-            Row("train_emoji.csv:5", "a, b and c", label="2"),
-            Row("train_emoji.csv:6", 'she said "yes"', label="0"),
-            Row("train_emoji.csv:7", "I am upset", label="3"),
+            Row(at(path, 1), "never talk to me again", label="3"),
+            Row(at(path, 2), "I want to eat", label="4"),
+            Row(at(path, 3), "work is hard", label="3"),
+            Row(at(path, 4), "he did not answer", label="3"),
+            Row(at(path, 5), "a, b and c", label="2"),
+            Row(at(path, 6), 'she said "yes"', label="0"),
+            Row(at(path, 7), "I am upset", label="3"),
         ],
     )
 
@@ -188,17 +190,17 @@ def test_csv_bad_lines_are_rejected_and_the_rest_is_read(tmp_path):
     read(
         DataConfig(format="csv", path=path, header=False, text_column=0, label_column=1),
         [
-            Row("bad.csv:1", "good one", label="1"),
-            Row("bad.csv:3", "still read", label="3"),
-            Row("bad.csv:9", "last one", label="0"),
+            Row(at(path, 1), "good one", label="1"),
+            Row(at(path, 3), "still read", label="3"),
+            Row(at(path, 9), "last one", label="0"),
         ],
         [
-            ("bad.csv:2", "malformed_csv"),
-            ("bad.csv:4", "malformed_csv"),
-            ("bad.csv:5", "missing_column"),
-            ("bad.csv:6", "empty_line"),
-            ("bad.csv:7", "empty_line"),
-            ("bad.csv:8", "undecodable"),
+            (at(path, 2), "malformed_csv"),
+            (at(path, 4), "malformed_csv"),
+            (at(path, 5), "missing_column"),
+            (at(path, 6), "empty_line"),
+            (at(path, 7), "empty_line"),
+            (at(path, 8), "undecodable"),
         ],
     )
 
@@ -207,10 +209,10 @@ def test_undecodable_raw_is_kept_escaped(tmp_path):
     path = _write(tmp_path / "u.txt", b"fine\n\xff\xfe\nab\xffcd\ntail\n")
     read(
         DataConfig(format="text", path=path),
-        [Row("u.txt:1", "fine"), Row("u.txt:4", "tail")],
+        [Row(at(path, 1), "fine"), Row(at(path, 4), "tail")],
         [
-            ("u.txt:2", "undecodable", "\\xff\\xfe"),
-            ("u.txt:3", "undecodable", "ab\\xffcd"),
+            (at(path, 2), "undecodable", "\\xff\\xfe"),
+            (at(path, 3), "undecodable", "ab\\xffcd"),
         ],
         reject_key=lambda r: (r["id"], r["code"], r["raw"]),
     )
@@ -220,8 +222,8 @@ def test_csv_with_header_missing_value_is_rejected(tmp_path):
     path = _write(tmp_path / "h.csv", "sentence,label\nok,1\nshort\n\n")
     read(
         DataConfig(format="csv", path=path, text_column="sentence", label_column="label"),
-        [Row("h.csv:2", "ok", label="1")],
-        [("h.csv:3", "missing_column"), ("h.csv:4", "empty_line")],
+        [Row(at(path, 2), "ok", label="1")],
+        [(at(path, 3), "missing_column"), (at(path, 4), "empty_line")],
     )
 
 
@@ -233,13 +235,13 @@ def test_utf8_bom_is_skipped(tmp_path):
     read_all([
         (
             DataConfig(format="csv", path=with_header, text_column="sentence", label_column="label"),
-            [Row("h.csv:2", "café au lait", label="4")],
+            [Row(at(with_header, 2), "café au lait", label="4")],
         ),
         (
             DataConfig(format="csv", path=no_header, header=False, text_column=0, label_column=1),
-            [Row("n.csv:1", "hello", label="2"), Row("n.csv:2", "bye", label="3")],
+            [Row(at(no_header, 1), "hello", label="2"), Row(at(no_header, 2), "bye", label="3")],
         ),
-        (DataConfig(format="text", path=text), [Row("t.txt:1", "first")]),
+        (DataConfig(format="text", path=text), [Row(at(text, 1), "first")]),
     ])
 
 
@@ -247,8 +249,8 @@ def test_cr_only_line_endings_split_lines(tmp_path):
     path = _write(tmp_path / "mac.csv", b"one,1\rtwo,2\r\rthree,3\r")
     read(
         DataConfig(format="csv", path=path, header=False, text_column=0, label_column=1),
-        [Row("mac.csv:1", "one", label="1"), Row("mac.csv:2", "two", label="2"), Row("mac.csv:4", "three", label="3")],
-        [("mac.csv:3", "empty_line")],
+        [Row(at(path, 1), "one", label="1"), Row(at(path, 2), "two", label="2"), Row(at(path, 4), "three", label="3")],
+        [(at(path, 3), "empty_line")],
     )
 
 
@@ -260,7 +262,7 @@ def test_tsv_with_header(tmp_path):
     read(
         DataConfig(format="tsv", path=path, text_column="sentence", label_column="label", id_column="uid"),
         [Row("r1", "hello, world", label="1"), Row("r2", "padded", label="0")],
-        [("s.tsv:4", "missing_column")],
+        [(at(path, 4), "missing_column")],
     )
 
 
@@ -268,7 +270,7 @@ def test_tsv_without_header_positional(tmp_path):
     path = _write(tmp_path / "p.tsv", "1\thola, mundo\n0\tadiós\n")
     read(
         DataConfig(format="tsv", path=path, header=False, text_column=1, label_column=0),
-        [Row("p.tsv:1", "hola, mundo", label="1"), Row("p.tsv:2", "adiós", label="0")],
+        [Row(at(path, 1), "hola, mundo", label="1"), Row(at(path, 2), "adiós", label="0")],
     )
 
 
@@ -286,12 +288,12 @@ def test_anki_pairs_keep_quotes_literally(tmp_path):
     read(
         DataConfig(format="anki", path=path),
         [
-            Row("spa.txt:1", "Go.", target="Ve."),
-            Row("spa.txt:2", '"Hi," she said.', target='"Hola", dijo ella.'),
-            Row("spa.txt:3", 'He said "no".', target='Él dijo "no".'),
-            Row("spa.txt:4", "It's 5 o'clock.", target="Son las 5."),
+            Row(at(path, 1), "Go.", target="Ve."),
+            Row(at(path, 2), '"Hi," she said.', target='"Hola", dijo ella.'),
+            Row(at(path, 3), 'He said "no".', target='Él dijo "no".'),
+            Row(at(path, 4), "It's 5 o'clock.", target="Son las 5."),
         ],
-        [("spa.txt:5", "missing_column"), ("spa.txt:6", "empty_line")],
+        [(at(path, 5), "missing_column"), (at(path, 6), "empty_line")],
     )
 
 
@@ -304,11 +306,11 @@ def test_aligned_files(tmp_path):
     read(
         DataConfig(format="aligned", path=source, target_path=target),
         [
-            Row("corpus.en:1", "Hello.", target="Hola."),
-            Row("corpus.en:2", "Good night.", target="Buenas noches."),
-            Row("corpus.en:4", "Thanks.", target="Gracias."),
+            Row(at(source, 1), "Hello.", target="Hola."),
+            Row(at(source, 2), "Good night.", target="Buenas noches."),
+            Row(at(source, 4), "Thanks.", target="Gracias."),
         ],
-        [("corpus.en:3", "empty_line")],
+        [(at(source, 3), "empty_line")],
     )
 
 
@@ -318,15 +320,24 @@ def test_aligned_glob_matching_one_file_each(tmp_path):
     _write(tmp_path / "tgt" / "part-0.es", "Uno.\nDos.\n")
     read(
         DataConfig(format="aligned", path=str(tmp_path / "src" / "*.en"), target_path=str(tmp_path / "tgt" / "*.es")),
-        [Row("part-0.en:1", "One.", target="Uno."), Row("part-0.en:2", "Two.", target="Dos.")],
+        [Row("part-0.en:0", "One.", target="Uno."), Row("part-0.en:5", "Two.", target="Dos.")],
     )
 
 
-def test_aligned_files_of_different_lengths_fail_at_construction(tmp_path):
+def test_aligned_files_of_different_lengths_reject_the_lines_without_a_partner(tmp_path):
+    """Lengths are not checked at launch (that would read both files there): the pipeline rejects the rest."""
     source = _write(tmp_path / "a.en", "one\ntwo\nthree\n")
     target = _write(tmp_path / "a.es", "uno\ndos\n")
-    with pytest.raises(ValueError, match="differ in length"):
-        ReadCorpus(DataConfig(format="aligned", path=source, target_path=target))
+    longer_target = _write(tmp_path / "b.es", "uno\ndos\ntres\ncuatro\n")
+    read_all([
+        (DataConfig(format="aligned", path=source, target_path=target),
+         [Row(at(source, 1), "one", target="uno"), Row(at(source, 2), "two", target="dos")],
+         [(at(source, 3), "unaligned")]),
+        (DataConfig(format="aligned", path=source, target_path=longer_target),
+         [Row(at(source, 1), "one", target="uno"), Row(at(source, 2), "two", target="dos"),
+          Row(at(source, 3), "three", target="tres")],
+         [(at(longer_target, 4), "unaligned")]),
+    ])
 
 
 def test_aligned_missing_target_fails_at_construction(tmp_path):
@@ -366,15 +377,15 @@ def test_jsonl(tmp_path):
         DataConfig(format="jsonl", path=path, label_column="label", id_column="uid"),
         [Row("a1", "hello", label=1), Row("7", "bye", label=0), Row("u", "ünïcode ❤️", label=2)],
         [
-            ("c.jsonl:3", "malformed_json"),
-            ("c.jsonl:4", "malformed_json"),
-            ("c.jsonl:5", "not_text"),
-            ("c.jsonl:6", "missing_value"),
-            ("c.jsonl:7", "missing_column"),
-            ("c.jsonl:8", "empty_line"),
-            ("c.jsonl:9", "malformed_json"),
-            ("c.jsonl:10", "missing_column"),
-            ("c.jsonl:12", "undecodable"),
+            (at(path, 3), "malformed_json"),
+            (at(path, 4), "malformed_json"),
+            (at(path, 5), "not_text"),
+            (at(path, 6), "missing_value"),
+            (at(path, 7), "missing_column"),
+            (at(path, 8), "empty_line"),
+            (at(path, 9), "malformed_json"),
+            (at(path, 10), "missing_column"),
+            (at(path, 12), "undecodable"),
         ],
     )
 
@@ -383,8 +394,8 @@ def test_jsonl_without_id_column_uses_line_ids(tmp_path):
     path = _write(tmp_path / "d.jsonl", '{"text": "a", "target": "b"}\n{"text": "c", "target": 3}\n')
     read(
         DataConfig(format="jsonl", path=path, target_column="target"),
-        [Row("d.jsonl:1", "a", target="b")],
-        [("d.jsonl:2", "not_text")],
+        [Row(at(path, 1), "a", target="b")],
+        [(at(path, 2), "not_text")],
     )
 
 
@@ -431,25 +442,25 @@ def test_plain_text(tmp_path):
     read(
         DataConfig(format="text", path=path),
         [
-            Row("names.txt:1", "Aachenosaurus"),
-            Row("names.txt:2", "Aardonyx"),
-            Row("names.txt:4", "  Abelisaurus  "),
-            Row("names.txt:5", "Abrictosaurus"),
+            Row(at(path, 1), "Aachenosaurus"),
+            Row(at(path, 2), "Aardonyx"),
+            Row(at(path, 4), "  Abelisaurus  "),
+            Row(at(path, 5), "Abrictosaurus"),
         ],
-        [("names.txt:3", "empty_line")],
+        [(at(path, 3), "empty_line")],
     )
 
 
 def test_gzip_text_is_read_transparently(tmp_path):
     path = _write(tmp_path / "names.txt.gz", "Aachenosaurus\r\nAardonyx\r\n")
-    read(DataConfig(format="text", path=path), [Row("names.txt.gz:1", "Aachenosaurus"), Row("names.txt.gz:2", "Aardonyx")])
+    read(DataConfig(format="text", path=path), [Row(at(path, 1), "Aachenosaurus"), Row(at(path, 2), "Aardonyx")])
 
 
 def test_gzip_csv_with_header_is_checked_and_read(tmp_path):
     path = _write(tmp_path / "e.csv.gz", "sentence,label\nfood is life,4\n")
     read(
         DataConfig(format="csv", path=path, text_column="sentence", label_column="label"),
-        [Row("e.csv.gz:2", "food is life", label="4")],
+        [Row(at(path, 2), "food is life", label="4")],
     )
     with pytest.raises(ConfigError, match="data.label_column"):
         ReadCorpus(DataConfig(format="csv", path=path, text_column="sentence", label_column="emoji"))
@@ -463,17 +474,18 @@ def _two_folder_corpus(root: Path) -> None:
     _write(root / "y" / "part.txt", "gamma\n\ndelta\n")
 
 
+# Ids: each file named relative to the glob's folder, and the byte offset of the line.
 _GLOB_ROWS = [
-    Row("x/part.txt:1", "alpha"),
-    Row("x/part.txt:2", "beta"),
-    Row("y/part.txt:1", "gamma"),
-    Row("y/part.txt:3", "delta"),
+    Row("x/part.txt:0", "alpha"),
+    Row("x/part.txt:6", "beta"),
+    Row("y/part.txt:0", "gamma"),
+    Row("y/part.txt:7", "delta"),
 ]
 
 
 def test_glob_over_files_ids_are_relative_and_distinct(tmp_path):
     _two_folder_corpus(tmp_path / "corpus")
-    read(DataConfig(format="text", path=str(tmp_path / "corpus" / "*" / "*.txt")), _GLOB_ROWS, [("y/part.txt:2", "empty_line")])
+    read(DataConfig(format="text", path=str(tmp_path / "corpus" / "*" / "*.txt")), _GLOB_ROWS, [("y/part.txt:6", "empty_line")])
 
 
 def test_ids_do_not_depend_on_where_the_corpus_lives(tmp_path, monkeypatch):
@@ -482,9 +494,9 @@ def test_ids_do_not_depend_on_where_the_corpus_lives(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     read_all([
         (DataConfig(format="text", path=str(tmp_path / "elsewhere" / "deeper" / "corpus" / "*" / "*.txt")),
-         _GLOB_ROWS, [("y/part.txt:2", "empty_line")]),
+         _GLOB_ROWS, [("y/part.txt:6", "empty_line")]),
         # A relative glob names the files the same way.
-        (DataConfig(format="text", path="corpus/*/*.txt"), _GLOB_ROWS, [("y/part.txt:2", "empty_line")]),
+        (DataConfig(format="text", path="corpus/*/*.txt"), _GLOB_ROWS, [("y/part.txt:6", "empty_line")]),
     ])
 
 
@@ -508,12 +520,14 @@ def test_glob_of_csv_files_accounts_for_every_line(tmp_path):
         assert_that(all_ids, distinct_nonempty_ids, label="distinct")
         assert_that(
             row_ids,
-            equal_to(["a.csv:2", "a.csv:4", "b.csv:2", "b.csv:4"]),
+            equal_to([at(folder / "a.csv", 2), at(folder / "a.csv", 4), at(folder / "b.csv", 2),
+                      at(folder / "b.csv", 4)]),
             label="row_ids",
         )
         assert_that(
             out["rejected"] | "Key" >> beam.Map(_id_and_code),
-            equal_to([("a.csv:3", "malformed_csv"), ("a.csv:5", "empty_line"), ("b.csv:3", "missing_column")]),
+            equal_to([(at(folder / "a.csv", 3), "malformed_csv"), (at(folder / "a.csv", 5), "empty_line"),
+                      (at(folder / "b.csv", 3), "missing_column")]),
             label="rejects",
         )
 

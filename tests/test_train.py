@@ -59,6 +59,34 @@ def test_training_writes_history_metrics_and_a_model_card(reber_run):
     assert os.listdir(os.path.join(summary["model_path"], "assets")) == ["tokens.txt"]
 
 
+def hand_metrics(model, rows: list[dict]) -> dict:
+    """Binary cross-entropy and accuracy of ``model`` computed here, over each of ``rows`` once."""
+    probability = model(np.array([row["tokens"] for row in rows]), training=False).numpy()[:, 0]
+    p = np.clip(probability.astype("float64"), 1e-7, 1 - 1e-7)
+    y = np.array([row["label"][0] for row in rows], dtype="float64")
+    return {"loss": float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)))),
+            "accuracy": float(np.mean((p > 0.5) == (y == 1)))}
+
+
+def assert_metrics_close(ours: dict, reference: dict, rtol: float = 1e-4) -> None:
+    assert sorted(ours) == sorted(reference)
+    for name in reference:
+        np.testing.assert_allclose(ours[name], reference[name], rtol=rtol, atol=1e-7, err_msg=name)
+
+
+def test_validation_and_metrics_count_every_valid_example_once(reber_run):
+    config, summary = reber_run
+    metadata = config_metadata(config)
+    history = json.load(open(os.path.join(train.train_dir(config), "history.json")))
+    for split in ("valid", "test"):
+        rows = read_examples(preprocess.data_dir(config), split)
+        assert len(rows) == metadata["rows"][split] and len(rows) % 64, "the last batch must be partial"
+        assert_metrics_close(summary["metrics"][split], hand_metrics(summary["model"], rows))
+    # Keras read the finite validation split whole after each epoch: the last one saw the final weights.
+    assert_metrics_close({"loss": history["val_loss"][-1], "accuracy": history["val_accuracy"][-1]},
+                         summary["metrics"]["valid"], rtol=1e-5)
+
+
 def test_exported_model_serves_raw_text_like_the_in_memory_model(reber_run):
     import tensorflow_text  # noqa: F401
 
@@ -143,6 +171,27 @@ def test_two_workers_on_localhost_train_and_only_the_chief_writes(tmp_path):
     assert metrics["steps"] == 2 * -(-config_rows(config) // 32)  # global batch: 2 workers x 16
     assert len(os.listdir(os.path.join(config.task_dir, "model"))) == 1  # the chief alone exports
 
+    # Each worker evaluated its own shard file; the figures are those of every example once.
+    model = trained_model(config)
+    metadata = config_metadata(config)
+    for split in ("valid", "test"):
+        rows = read_examples(preprocess.data_dir(config), split)
+        assert len(rows) == metadata["rows"][split] and len(rows) % 32, "the last global batch must be partial"
+        assert_metrics_close(metrics["metrics"][split], hand_metrics(model, rows))
+    history = json.load(open(os.path.join(train.train_dir(config), "history.json")))
+    assert_metrics_close({"loss": history["val_loss"][-1], "accuracy": history["val_accuracy"][-1]},
+                         metrics["metrics"]["valid"], rtol=1e-5)
+
+
+def trained_model(config):
+    """The model of the last epoch checkpoint that the chief kept."""
+    from seqbeam.models.tasks import build_model
+
+    model = build_model(config, config_metadata(config), preprocess.data_dir(config))
+    latest = tf.train.latest_checkpoint(os.path.join(train.train_dir(config), "checkpoints"))
+    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    return model
+
 
 def test_a_killed_run_resumes_from_its_backup_to_the_same_step_count(tmp_path):
     raw = reber_config(str(tmp_path / "out"), num_rows=4000, epochs=4, batch_size=8)
@@ -175,7 +224,11 @@ def test_a_killed_run_resumes_from_its_backup_to_the_same_step_count(tmp_path):
     assert not os.path.exists(os.path.dirname(backup))  # removed once training completed
 
 
-def config_rows(config) -> int:
+def config_metadata(config) -> dict:
     from seqbeam.models.inputs import load_metadata
 
-    return load_metadata(preprocess.data_dir(config))["rows"]["train"]
+    return load_metadata(preprocess.data_dir(config))
+
+
+def config_rows(config) -> int:
+    return config_metadata(config)["rows"]["train"]

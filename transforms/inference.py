@@ -194,24 +194,48 @@ def model_version(model_path: str) -> str:
     return posixpath.basename(model_path.rstrip("/"))
 
 
-def resolve_model_path(model_path: str, model_root: str) -> str:
-    """The SavedModel to serve: ``model_path``, or the newest version under ``model_root``.
+# Written last into an export's folder (models/export.py): a version without it is unfinished.
+_COMPLETION_MARKER = "model_card.json"
 
+
+def resolve_model_path(model_path: str, model_root: str) -> str:
+    """The SavedModel to serve: ``model_path``, or the newest COMPLETE version under ``model_root``.
+
+    A version is a folder named by its export time in seconds that holds ``saved_model.pb``
+    and the ``model_card.json`` an export writes last. Temporary export folders
+    (``.tmp-...``), and versions still being copied into place (a gs:// rename copies object
+    by object) or left half-written by a crash, are never chosen.
     Fails at once, naming the path, when there is no exported model there.
     """
     if not model_path:
-        versions = [m.path.rstrip("/") for m in _match(posixpath.join(model_root, "*", "saved_model.pb"))]
-        if not versions:
-            raise FileNotFoundError(
-                f"infer.model_path: no exported model under {model_root}/ (run `seqbeam train` first, "
-                "or set infer.model_path)"
-            )
-        # Versions are export times in seconds: the largest number is the newest.
-        model_path = max((posixpath.dirname(v) for v in versions),
-                         key=lambda p: (len(model_version(p)), model_version(p)))
+        model_path = _newest_complete_version(model_root)
     if not FileSystems.exists(posixpath.join(model_path, "saved_model.pb")):
         raise FileNotFoundError(f"infer.model_path: {model_path} is not a SavedModel folder (no saved_model.pb)")
     return model_path
+
+
+def _newest_complete_version(model_root: str) -> str:
+    """The complete version folder with the largest export time; unfinished newer ones are logged."""
+    import logging
+
+    def versions_holding(name: str) -> set[str]:
+        folders = (posixpath.dirname(m.path.rstrip("/")) for m in _match(posixpath.join(model_root, "*", name)))
+        return {folder for folder in folders if model_version(folder).isdigit()}
+
+    saved = versions_holding("saved_model.pb")
+    complete = saved & versions_holding(_COMPLETION_MARKER)
+    if not complete:
+        unfinished = f" ({len(saved)} unfinished: no {_COMPLETION_MARKER})" if saved else ""
+        raise FileNotFoundError(
+            f"infer.model_path: no exported model under {model_root}/{unfinished} (run `seqbeam train` first, "
+            "or set infer.model_path)"
+        )
+    newest = max(complete, key=lambda folder: int(model_version(folder)))
+    skipped = sorted(folder for folder in saved - complete if int(model_version(folder)) > int(model_version(newest)))
+    if skipped:
+        logging.getLogger(__name__).warning("serving %s: newer version(s) %s have no %s (export unfinished)",
+                                            newest, skipped, _COMPLETION_MARKER)
+    return newest
 
 
 def read_model_card(model_path: str) -> dict:

@@ -3,7 +3,8 @@
 Each task has an :class:`OutputFormat` that turns one keyed ``PredictionResult`` into a
 row of its Parquet schema, or into a rejected record with its reason; nothing is dropped.
 :class:`PostprocessBatches` applies it to batches of results and emits one Arrow table
-per batch (so the Parquet sink writes columns, not rows), and counts what happened.
+per batch (so the Parquet sink writes columns, not rows), and a count dict per batch of
+what happened (the job's accounting is data, summed in the pipeline).
 
 Pure helpers (sentence splitting, emoji insertion, detokenization, date checks) are
 module functions, tested on their own.
@@ -22,8 +23,9 @@ import apache_beam as beam
 import pyarrow as pa
 
 from seqbeam.transforms.date_generator import WEEKDAYS
-from seqbeam.transforms.records import REJECTED, rejection
+from seqbeam.transforms.records import REJECTED, STATS, rejection
 from seqbeam.transforms.retry import error_message
+from seqbeam.transforms.sinks import INFERENCE_ERROR
 
 STAGE_INFER = "infer"
 STAGE_POSTPROCESS = "postprocess"
@@ -310,12 +312,21 @@ def rejected_row(record: dict) -> dict:
             "reason": record["reason"]}
 
 
+# Keys of the count dicts PostprocessBatches emits on its ``stats`` output.
+POSTPROCESS_COUNTS = ("out", "low_confidence", "truncated", "flagged")
+
+
 class PostprocessBatches(beam.DoFn):
     """Lists of ``(id, PredictionResult)`` -> an Arrow table of prediction rows per list.
 
-    Tagged output ``rejected``: the records of results that fail validation. Counters:
-    ``rows_out``, ``rows_rejected``, ``low_confidence``, ``truncated``, ``flagged`` (rows
-    whose ``valid`` is false). ``known`` (names only) is a side input of training names.
+    Tagged output ``rejected``: the records of results that fail validation. Tagged output
+    ``stats`` (``records.STATS``): one dict per list of the :data:`POSTPROCESS_COUNTS`
+    (``out``: rows in the table; ``flagged``: rows whose ``valid`` is false). They are
+    outputs, not counters, so that a list that fails and is retried row by row
+    (:class:`~seqbeam.transforms.retry.RetryRowByRow` drops every output of the failed
+    attempt), or a bundle a runner retries, is counted once. The same counts also go to
+    ``infer`` counters (``rows_out``, ``rows_rejected``, ...), for the runner's UI only:
+    those include retried attempts. ``known`` (names only) is a side input of training names.
     """
 
     def __init__(self, output_format: OutputFormat):
@@ -346,6 +357,7 @@ class PostprocessBatches(beam.DoFn):
                 self._counters[name].inc(count)
         if table is not None:
             yield table
+        yield beam.pvalue.TaggedOutput(STATS, dict(zip(POSTPROCESS_COUNTS, (len(rows), low, truncated, flagged))))
 
 
 def result_inputs(results: list) -> list[tuple[str, str]]:
@@ -363,7 +375,7 @@ def failed_inference_rejections(failure: tuple) -> list[dict]:
         detail = error_message(*error)
     else:
         detail = f"{type(error).__name__}: {error}"
-    return [rejection(key, _example_text(example), STAGE_INFER, "inference_error", detail[:500])
+    return [rejection(key, _example_text(example), STAGE_INFER, INFERENCE_ERROR, detail[:500])
             for key, example in batch]
 
 

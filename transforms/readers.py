@@ -1,32 +1,45 @@
 """Corpus readers: plain text, CSV/TSV, Anki pairs, aligned files, JSONL, Parquet.
 
 Each reader turns files (local paths, globs or gs:// URLs) into :class:`Row` elements
-with a stable id: the id column when one is configured, else ``<file>:<line>`` (the file
-named relative to the glob's folder, so the same corpus gets the same ids wherever it
-lives). A row that cannot be parsed goes to the ``rejected`` output with its raw bytes and
-the reason; nothing is dropped.
+with a stable id: the id column when one is configured, else ``<file>:<offset>``, the
+byte offset where the row's line starts (Parquet: ``<file>:<row>``), the file named
+relative to the glob's folder, so the same corpus gets the same ids wherever it lives
+and whichever worker reads which part of it. A row that cannot be parsed goes to the
+``rejected`` output with its raw bytes and the reason; nothing is dropped.
 
-Files are read whole by one worker each, streaming line by line: that is what gives a
-row its line number. Large corpora should come as several files (shards).
+Files are read through splittable sources (:mod:`seqbeam.transforms.sources`): a runner
+splits a big file across its workers by byte ranges (Parquet: row groups). Two inputs
+cannot be split, and are read whole then spread over the workers with a Reshuffle:
+compressed files (gzip, bzip2, ...) and aligned files (line i of one file pairs with line
+i of the other).
 """
 
 from __future__ import annotations
 
 import csv
-import io
+import itertools
 import json
 import posixpath
 import re
 from typing import Any, Iterator, Optional
 
 import apache_beam as beam
-from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 
 from seqbeam.pipelines.config import ConfigError, DataConfig
 from seqbeam.transforms.records import REJECTED, STAGE_READ, Row, in_batches, rejection
+from seqbeam.transforms.sources import (
+    LineBatch,
+    LineSource,
+    ParquetBatch,
+    ParquetSource,
+    decode_line,
+    glob_base,
+    is_compressed,
+    iter_lines,
+    relative_name,
+)
 
-_GLOB_CHARS = re.compile(r"[*?\[]")
 # What surrogateescape turns a byte that is not UTF-8 into.
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
@@ -36,12 +49,13 @@ class ReadCorpus(beam.PTransform):
 
     ``batches`` holds lists of up to ``batch_size`` :class:`Row` (rows of one file).
 
-    Arguments are checked here, on the launching machine: a path that matches no file,
-    a CSV header without the configured columns or aligned files of different lengths
-    fail at once instead of deep inside a worker.
+    Arguments are checked here, on the launching machine, without reading the corpus: a
+    path that matches no file, or a CSV header without the configured columns, fails at
+    once naming the key (``config_key`` is the config section the data comes from, e.g.
+    ``infer.input``) instead of deep inside a worker.
     """
 
-    def __init__(self, data: DataConfig, batch_size: int = 1024):
+    def __init__(self, data: DataConfig, batch_size: int = 1024, config_key: str = "data"):
         super().__init__()
         if data.format == "generated":
             raise ValueError("generated corpora are read with GenerateRows")
@@ -49,15 +63,18 @@ class ReadCorpus(beam.PTransform):
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self._data = data
         self._batch_size = batch_size
-        files = _match_or_fail(data.path, "data.path")
+        files = _match_or_fail(data.path, f"{config_key}.path")
+        self._compressed = any(is_compressed(path) for path in files)
         if data.format in ("csv", "tsv"):
             if data.header:
-                _check_header(files[0], data)
+                _check_header(files[0], data, config_key)
             else:
-                _check_positional(data)
+                _check_positional(data, config_key)
         if data.format == "aligned":
-            targets = _match_or_fail(data.target_path, "data.target_path")
-            _check_aligned(files, targets)
+            targets = _match_or_fail(data.target_path, f"{config_key}.target_path")
+            if len(files) != 1 or len(targets) != 1:
+                raise ConfigError(f"{config_key}.path / {config_key}.target_path: aligned corpora are two "
+                                  "single files, not globs")
             # The matched files, not the patterns: a glob matching one file each is valid.
             self._aligned_paths = (files[0], targets[0])
 
@@ -70,26 +87,37 @@ class ReadCorpus(beam.PTransform):
                 | "ParseAligned"
                 >> beam.ParDo(ParseAlignedFiles(self._batch_size)).with_outputs(REJECTED, main="batches")
             )
+            # Two files read in step cannot be split: spread their rows over the workers.
+            return {"batches": parsed.batches | "SpreadRows" >> beam.Reshuffle(), "rejected": parsed[REJECTED]}
+        base = glob_base(data.path)
+        if data.format == "parquet":
+            source = ParquetSource(data.path, base, _wanted_columns(data), self._batch_size)
+            parser: beam.DoFn = ParseParquetBatches(data)
         else:
-            parsed = (
-                pbegin
-                | "MatchFiles" >> fileio.MatchFiles(data.path)
-                | "ReadMatches" >> fileio.ReadMatches()
-                | "ParseFiles"
-                >> beam.ParDo(_parser_for(data, self._batch_size)).with_outputs(REJECTED, main="batches")
-            )
+            source = LineSource(data.path, base, self._batch_size, header=_has_header(data))
+            parser = _line_parser_for(data)
+        chunks = pbegin | "ReadFiles" >> beam.io.Read(source)
+        if self._compressed:  # each compressed file is read whole, by one worker
+            chunks = chunks | "SpreadLines" >> beam.Reshuffle()
+        parsed = chunks | "Parse" >> beam.ParDo(parser).with_outputs(REJECTED, main="batches")
         return {"batches": parsed.batches, "rejected": parsed[REJECTED]}
 
 
-def _parser_for(data: DataConfig, batch_size: int) -> beam.DoFn:
-    base = _glob_base(data.path)
+def _has_header(data: DataConfig) -> bool:
+    return data.format in ("csv", "tsv") and data.header
+
+
+def _line_parser_for(data: DataConfig) -> "LineParser":
+    """The DoFn that turns the :class:`LineBatch` elements of a line format into rows."""
     if data.format == "text":
-        return ParseTextFile(base, batch_size)
+        return ParseTextLines()
     if data.format == "jsonl":
-        return ParseJsonLinesFile(base, data, batch_size)
-    if data.format == "parquet":
-        return ParseParquetFile(base, data, batch_size)
-    return ParseDelimitedFile(base, data, batch_size)
+        return ParseJsonLines(data)
+    return ParseDelimitedLines(data)
+
+
+def _wanted_columns(data: DataConfig) -> list:
+    return [c for c in (data.text_column, data.target_column, data.label_column, data.id_column) if c is not None]
 
 
 def _match_or_fail(pattern: str, key: str) -> list[str]:
@@ -105,94 +133,48 @@ def _match_or_fail(pattern: str, key: str) -> list[str]:
     return sorted(m.path for m in matches)
 
 
-def _glob_base(pattern: str) -> str:
-    """The folder that ids are relative to: the part of the pattern before any glob."""
-    match = _GLOB_CHARS.search(pattern)
-    prefix = pattern[: match.start()] if match else pattern
-    return posixpath.dirname(prefix)
-
-
-def _relative_name(path: str, base: str) -> str:
-    if base and path.startswith(base.rstrip("/") + "/"):
-        return path[len(base.rstrip("/")) + 1 :]
-    return posixpath.basename(path)
-
-
-class _RawStream(io.RawIOBase):
-    """Adapts Beam's file objects (gzip ones lack ``readinto``) to Python's io stack."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def open_text(stream) -> io.TextIOWrapper:
-    """A text view of a binary stream: UTF-8 (BOM skipped), any newline convention.
-
-    Bytes that are not UTF-8 become lone surrogates (``surrogateescape``), so the bad line
-    can be rejected with its original bytes while the rest of the file is read.
-    """
-    return io.TextIOWrapper(
-        io.BufferedReader(_RawStream(stream)), encoding="utf-8-sig", errors="surrogateescape", newline=None
-    )
-
-
 def _undecodable(line: str) -> Optional[int]:
     """Character offset of the first byte that was not UTF-8, or None."""
     match = _ESCAPED_BYTE.search(line)
     return match.start() if match else None
 
 
-class _LineParser(beam.DoFn):
-    """Streams a file's lines, rejecting undecodable and empty ones; subclasses parse the rest."""
+class LineParser(beam.DoFn):
+    """:class:`LineBatch` -> a list of Rows (tagged rejections apart), one line per row.
 
-    def __init__(self, base: str, batch_size: int, header: bool = False):
-        self._base = base
-        self._batch_size = batch_size
-        self._header = header
+    Undecodable and empty lines are rejected here; subclasses parse the rest.
+    """
+
+    def __init__(self):
         self._rows_in = beam.metrics.Metrics.counter("read", "rows_in")
         self._rejected = beam.metrics.Metrics.counter("read", "rows_rejected")
 
-    def process(self, readable_file: fileio.ReadableFile) -> Iterator[Any]:
-        yield from in_batches(self._parse_file(readable_file), self._batch_size)
-
-    def _parse_file(self, readable_file: fileio.ReadableFile) -> Iterator[Any]:
-        name = _relative_name(readable_file.metadata.path, self._base)
-        rows_in = rejected = 0
-        with readable_file.open() as stream:
-            for line_no, line in enumerate(open_text(stream), start=1):
-                line = line.rstrip("\n")
-                if self._header and line_no == 1:
-                    self.parse_header(name, line)
-                    continue
-                rows_in += 1
-                out = self._parse_checked(name, line_no, line)
-                if isinstance(out, beam.pvalue.TaggedOutput):
-                    rejected += 1
+    def process(self, batch: LineBatch) -> Iterator[Any]:
+        self.start_file(batch)
+        rows = []
+        for offset, line in zip(batch.offsets, batch.lines):
+            out = self._parse_checked(f"{batch.file}:{offset}", line)
+            if isinstance(out, beam.pvalue.TaggedOutput):
                 yield out
-        self._rows_in.inc(rows_in)
-        self._rejected.inc(rejected)
+            else:
+                rows.append(out)
+        self._rows_in.inc(len(batch.lines))
+        self._rejected.inc(len(batch.lines) - len(rows))
+        if rows:
+            yield rows
 
-    def _parse_checked(self, name: str, line_no: int, line: str) -> Any:
-        row_id = f"{name}:{line_no}"
+    def _parse_checked(self, row_id: str, line: str) -> Any:
         bad = _undecodable(line)
         if bad is not None:
             return _reject(row_id, line, "undecodable", f"bytes that are not UTF-8 at character {bad}")
         if not line.strip():
             return _reject(row_id, line, "empty_line")
-        return self.parse_line(name, line_no, row_id, line)
+        return self.parse_line(row_id, line)
 
-    def parse_header(self, name: str, line: str) -> None:
-        """Reads the header line of a file that has one."""
+    def start_file(self, batch: LineBatch) -> None:
+        """Called before the lines of each batch, e.g. to read the header of its file."""
 
-    def parse_line(self, name: str, line_no: int, row_id: str, line: str) -> Any:
+    def parse_line(self, row_id: str, line: str) -> Any:
         """The Row (or tagged rejection) of one decoded, non-empty line."""
         raise NotImplementedError
 
@@ -201,10 +183,10 @@ def _reject(row_id: str, raw: Any, code: str, detail: str = "") -> beam.pvalue.T
     return beam.pvalue.TaggedOutput(REJECTED, rejection(row_id, raw, STAGE_READ, code, detail))
 
 
-class ParseTextFile(_LineParser):
+class ParseTextLines(LineParser):
     """Plain text: one item per line."""
 
-    def parse_line(self, name, line_no, row_id, line):
+    def parse_line(self, row_id, line):
         return Row(id=row_id, text=line)
 
 
@@ -254,23 +236,29 @@ def _shape(record: Any) -> str:
     return f"row has {len(record)} field{'s' if len(record) != 1 else ''}"
 
 
-class ParseDelimitedFile(_LineParser):
+class ParseDelimitedLines(LineParser):
     """CSV, TSV and Anki/Tatoeba pairs (``source<TAB>target<TAB>attribution``).
 
     Each physical line is one record: a quote left open is a rejected line, not a field
     that swallows the rest of the file. Fields are stripped of surrounding whitespace
-    (stray tabs in EMOJISET-style files); extra trailing columns are ignored.
+    (stray tabs in EMOJISET-style files). Columns are named by the header of the row's own
+    file when there is one, and a row with more non-empty fields than its header names
+    is rejected (``extra_columns``: an unquoted delimiter inside a text would otherwise
+    cut it). Without a header, columns are positions and extra trailing fields are ignored
+    (EMOJISET's ``sentence,label,,``).
     """
 
-    def __init__(self, base: str, data: DataConfig, batch_size: int):
+    def __init__(self, data: DataConfig):
+        super().__init__()
         if data.format == "anki":
             data = DataConfig(format="anki", path=data.path, text_column=0, target_column=1,
                               header=False, delimiter="\t", quoting="none")
-        super().__init__(base, batch_size, header=data.header)
+        self._header = data.header
         self._delimiter = _delimiter(data)
         self._quoting = csv.QUOTE_NONE if data.quoting == "none" else csv.QUOTE_MINIMAL
         self._columns = _ColumnPicker(data)
-        self._header_of: dict[str, dict[str, int]] = {}
+        self._header_line: Optional[str] = None
+        self._header_names: list[str] = []
 
     def _fields(self, line: str) -> list[str]:
         if '"' in line and self._quoting != csv.QUOTE_NONE:
@@ -285,34 +273,38 @@ class ParseDelimitedFile(_LineParser):
             fields = line.split(self._delimiter)
         return [field.strip() for field in fields]
 
-    def parse_header(self, name, line):
-        try:
-            fields = self._fields(line)
-        except csv.Error:
-            fields = []
-        self._header_of[name] = {column: i for i, column in enumerate(fields)}
+    def start_file(self, batch):
+        if self._header and batch.header != self._header_line:
+            try:
+                self._header_names = self._fields(batch.header or "")
+            except csv.Error:
+                self._header_names = []
+            self._header_line = batch.header
 
-    def parse_line(self, name, line_no, row_id, line):
+    def parse_line(self, row_id, line):
         try:
             fields = self._fields(line)
         except csv.Error as e:
             return _reject(row_id, line, "malformed_csv", str(e))
-        if self._header:
-            header = self._header_of.get(name, {})
-            record = {column: fields[i] for column, i in header.items() if i < len(fields)}
-        else:
-            record = fields
+        if not self._header:
+            return self._columns.row(row_id, fields, line)
+        names = self._header_names
+        if len(fields) > len(names) and any(fields[len(names):]):
+            return _reject(row_id, line, "extra_columns",
+                           f"{len(fields)} fields, the header names {len(names)} (an unquoted "
+                           f"{self._delimiter!r} inside a field?)")
+        record = dict(zip(names, fields))
         return self._columns.row(row_id, record, line)
 
 
-class ParseJsonLinesFile(_LineParser):
+class ParseJsonLines(LineParser):
     """JSON Lines: one object per line, columns are keys."""
 
-    def __init__(self, base: str, data: DataConfig, batch_size: int):
-        super().__init__(base, batch_size)
+    def __init__(self, data: DataConfig):
+        super().__init__()
         self._columns = _ColumnPicker(data)
 
-    def parse_line(self, name, line_no, row_id, line):
+    def parse_line(self, row_id, line):
         try:
             record = json.loads(line)
         except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than the interpreter's limit
@@ -322,39 +314,32 @@ class ParseJsonLinesFile(_LineParser):
         return self._columns.row(row_id, record, line)
 
 
-class ParseParquetFile(beam.DoFn):
-    """Parquet, streamed one record batch at a time; ids are ``<file>:<row>`` (1-based)."""
+class ParseParquetBatches(beam.DoFn):
+    """:class:`ParquetBatch` -> a list of Rows (tagged rejections apart); ids are ``<file>:<row>`` (1-based)."""
 
-    def __init__(self, base: str, data: DataConfig, batch_size: int):
-        self._base = base
+    def __init__(self, data: DataConfig):
         self._columns = _ColumnPicker(data)
-        self._wanted = [c for c in (data.text_column, data.target_column, data.label_column, data.id_column)
-                        if c is not None]
-        self._batch_size = batch_size
         self._rows_in = beam.metrics.Metrics.counter("read", "rows_in")
 
-    def process(self, readable_file: fileio.ReadableFile):
-        yield from in_batches(self._parse_file(readable_file), self._batch_size)
-
-    def _parse_file(self, readable_file: fileio.ReadableFile):
-        import pyarrow.parquet as pq
-
-        name = _relative_name(readable_file.metadata.path, self._base)
-        with readable_file.open() as stream:
-            # Parquet's footer is at the end: the reader needs Beam's own (seekable) stream.
-            parquet = pq.ParquetFile(stream)
-            present = set(parquet.schema_arrow.names)
-            columns = [c for c in self._wanted if c in present]
-            row_no = 0
-            for batch in parquet.iter_batches(batch_size=self._batch_size, columns=columns):
-                for record in batch.to_pylist():
-                    row_no += 1
-                    self._rows_in.inc()
-                    yield self._columns.row(f"{name}:{row_no}", record, json.dumps(record, default=str))
+    def process(self, batch: ParquetBatch):
+        rows = []
+        for row_no, record in enumerate(batch.records, start=batch.first_row):
+            out = self._columns.row(f"{batch.file}:{row_no}", record, json.dumps(record, default=str))
+            if isinstance(out, beam.pvalue.TaggedOutput):
+                yield out
+            else:
+                rows.append(out)
+        self._rows_in.inc(len(batch.records))
+        if rows:
+            yield rows
 
 
 class ParseAlignedFiles(beam.DoFn):
-    """Two files, line i of the target translating line i of the source."""
+    """Two files, line i of the target translating line i of the source.
+
+    A row's id is the source file's name and the offset of its line there. Lines past
+    the end of the shorter file are rejected (``unaligned``) under their own file's name.
+    """
 
     def __init__(self, batch_size: int):
         self._batch_size = batch_size
@@ -364,14 +349,17 @@ class ParseAlignedFiles(beam.DoFn):
         yield from in_batches(self._parse_pair(paths), self._batch_size)
 
     def _parse_pair(self, paths: tuple[str, str]):
-        source_path, target_path = paths
-        name = posixpath.basename(source_path)
-        with FileSystems.open(source_path) as source, FileSystems.open(target_path) as target:
-            source_lines, target_lines = open_text(source), open_text(target)
-            for line_no, (text, translation) in enumerate(zip(source_lines, target_lines), start=1):
+        names = [posixpath.basename(path) for path in paths]
+        with FileSystems.open(paths[0]) as source, FileSystems.open(paths[1]) as target:
+            for left, right in itertools.zip_longest(iter_lines(source), iter_lines(target)):
                 self._rows_in.inc()
-                row_id = f"{name}:{line_no}"
-                text, translation = text.rstrip("\n"), translation.rstrip("\n")
+                if left is None or right is None:
+                    name, (offset, line), missing = ((names[1], right, "source") if left is None
+                                                     else (names[0], left, "target"))
+                    yield _reject(f"{name}:{offset}", decode_line(line), "unaligned", f"no {missing} counterpart")
+                    continue
+                row_id = f"{names[0]}:{left[0]}"
+                text, translation = decode_line(left[1]), decode_line(right[1])
                 raw = f"{text}\t{translation}"
                 if _undecodable(raw) is not None:
                     yield _reject(row_id, raw, "undecodable", "bytes that are not UTF-8")
@@ -379,47 +367,27 @@ class ParseAlignedFiles(beam.DoFn):
                     yield _reject(row_id, raw, "empty_line")
                 else:
                     yield Row(id=row_id, text=text, target=translation)
-            # Lengths were checked at launch; lines past the shorter file are still accounted.
-            for leftover, side in ((source_lines, "source"), (target_lines, "target")):
-                for line in leftover:
-                    self._rows_in.inc()
-                    line_no += 1
-                    yield _reject(f"{name}:{line_no}", line.rstrip("\n"), "unaligned", f"no {side} counterpart")
 
 
-def _check_header(path: str, data: DataConfig) -> None:
+def _check_header(path: str, data: DataConfig, config_key: str) -> None:
     with FileSystems.open(path) as stream:
-        first = open_text(stream).readline().rstrip("\n")
+        first = decode_line(next(iter_lines(stream, 0, block=4096), (0, b""))[1])
     header = [f.strip() for f in next(csv.reader([first], delimiter=_delimiter(data)))] if first else []
     for key in ("text_column", "target_column", "label_column", "id_column"):
         column = getattr(data, key)
         if isinstance(column, str) and column not in header:
-            raise ConfigError(f"data.{key}: column {column!r} is not in the header of {path} ({header})")
+            raise ConfigError(f"{config_key}.{key}: column {column!r} is not in the header of {path} ({header})")
 
 
-def _check_positional(data: DataConfig) -> None:
+def _check_positional(data: DataConfig, config_key: str) -> None:
     """Without a header, columns are 0-based positions: a name would fail in every worker."""
     for key in ("text_column", "target_column", "label_column", "id_column"):
         column = getattr(data, key)
         if isinstance(column, str):
-            raise ConfigError(f"data.{key}: {column!r} names a column, but data.header is false: give its position")
+            raise ConfigError(f"{config_key}.{key}: {column!r} names a column, but {config_key}.header is false: "
+                              "give its position")
 
 
 def _delimiter(data: DataConfig) -> str:
     """TSV means tab unless a delimiter other than the default comma was set."""
     return "\t" if data.format == "tsv" and data.delimiter == "," else data.delimiter
-
-
-def _count_lines(path: str) -> int:
-    with FileSystems.open(path) as stream:
-        return sum(1 for _ in open_text(stream))
-
-
-def _check_aligned(sources: list[str], targets: list[str]) -> None:
-    if len(sources) != 1 or len(targets) != 1:
-        raise ConfigError("data.path / data.target_path: aligned corpora are two single files, not globs")
-    n_source, n_target = _count_lines(sources[0]), _count_lines(targets[0])
-    if n_source != n_target:
-        raise ValueError(
-            f"aligned files differ in length: {sources[0]} has {n_source} lines, {targets[0]} has {n_target}"
-        )

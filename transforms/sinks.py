@@ -1,4 +1,11 @@
-"""Sinks of the preprocessing job: TFRecord shards, rejected rows, vocabularies, metadata."""
+"""Sinks of the jobs: TFRecord shards, rejected rows, vocabularies, metadata, and the accounting.
+
+The accounting is data: per-batch count dicts summed with :class:`SumCounts`, rejected
+records counted by ``stage/code`` (:class:`CountRejections`) and the first failures kept
+(:class:`FirstErrors`), all bounded by a fixed set of keys or a fixed count. Each job
+checks them in the step that writes its summary, its last output (:func:`build_metadata`,
+:func:`check_failure_rate`), so a retried bundle or a template launch still accounts exactly.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +24,18 @@ from apache_beam.io.tfrecordio import _TFRecordUtil
 
 from seqbeam.pipelines.config import Config, join_path
 from seqbeam.transforms.records import SPLITS
+from seqbeam.transforms.retry import PROCESSING_ERROR
 from seqbeam.transforms.vocabulary import Vocabulary
 
 _LOG = logging.getLogger(__name__)
+
+# A model call that raised: every row of its batch is rejected with this code.
+INFERENCE_ERROR = "inference_error"
+# Rejection codes that are failures of the job (a step or the model raised), not bad input.
+FAILURE_CODES = frozenset({PROCESSING_ERROR, INFERENCE_ERROR})
+# How many failed rows a failing job names, and how much of each reason it keeps.
+FIRST_ERRORS = 5
+_REASON_CHARS = 300
 
 
 class BatchedTFRecordSink(filebasedsink.FileBasedSink):
@@ -75,17 +91,22 @@ class WriteSplits(beam.PTransform):
 
 
 class WriteRejected(beam.PTransform):
-    """Rejected records as JSON Lines (raw input escaped, never interpreted)."""
+    """Rejected records as JSON Lines (raw input escaped, never interpreted); returns the paths written.
 
-    def __init__(self, rejected_dir: str):
+    ``num_shards`` is the job's own shard setting (0: one file per bundle), so a job that
+    rejects many rows spreads them over as many writers as its main output.
+    """
+
+    def __init__(self, rejected_dir: str, num_shards: int):
         super().__init__()
         self._prefix = join_path(rejected_dir, "rejected")
+        self._num_shards = num_shards
 
     def expand(self, rejected):
         return (
             rejected
             | "ToJson" >> beam.Map(lambda record: json.dumps(record, ensure_ascii=False))
-            | "Write" >> beam.io.WriteToText(self._prefix, file_name_suffix=".jsonl", num_shards=1)
+            | "Write" >> beam.io.WriteToText(self._prefix, file_name_suffix=".jsonl", num_shards=self._num_shards)
         )
 
 
@@ -109,6 +130,89 @@ class SumCounts(beam.CombineFn):
         return dict(accumulator)
 
 
+class _CountCodes(SumCounts):
+    """Counts rejected records by ``"<stage>/<code>"``: as many keys as there are stages and codes."""
+
+    def add_input(self, accumulator, record: Mapping[str, Any]):
+        accumulator[f"{record['stage']}/{record['code']}"] += 1
+        return accumulator
+
+
+class CountRejections(beam.PTransform):
+    """Rejected records -> a singleton dict ``"<stage>/<code>" -> rows`` (empty when none).
+
+    Combined globally, but bounded: the keys are the fixed set of stages and codes, and
+    the runner sums each bundle before the merge (combiner lifting).
+    """
+
+    def expand(self, rejected):
+        return rejected | "CountCodes" >> beam.CombineGlobally(_CountCodes())
+
+
+def rejections_by_stage(rejected_by_code: Mapping[str, int]) -> dict[str, int]:
+    """Rejected rows per stage, from the ``"<stage>/<code>" -> rows`` of :class:`CountRejections`."""
+    by_stage = collections.Counter()
+    for key, count in rejected_by_code.items():
+        by_stage[key.split("/")[0]] += count
+    return dict(by_stage)
+
+
+def error_brief(record: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """``(id, stage, code, reason)`` of a rejected record, the reason cut to a few hundred characters."""
+    return record["id"], record["stage"], record["code"], record["reason"][:_REASON_CHARS]
+
+
+class FirstErrors(beam.PTransform):
+    """Rejected records -> a singleton list of the ``count`` failures with the smallest ids.
+
+    Failures are the records whose code is in :data:`FAILURE_CODES`; each is kept as
+    :func:`error_brief`. A bounded combine (a heap of ``count``): the job can name its
+    first errors however many rows failed.
+    """
+
+    def __init__(self, count: int = FIRST_ERRORS):
+        super().__init__()
+        self._count = count
+
+    def expand(self, rejected):
+        return (
+            rejected
+            | "Failures" >> beam.Filter(lambda record: record["code"] in FAILURE_CODES)
+            | "Brief" >> beam.Map(error_brief)
+            # TopCombineFn, not Top.Smallest: the latter's per-bundle path fails on Beam's
+            # BundleBasedDirectRunner (its GroupByKey gets elements after completing).
+            | "Smallest" >> beam.CombineGlobally(beam.combiners.TopCombineFn(self._count, reverse=True))
+        )
+
+
+class TooManyFailures(RuntimeError):
+    """More rows failed (a step or the model raised) than the job's ``max_failure_rate`` allows."""
+
+
+def failure_report(rows_in: int, rejected_by_code: Mapping[str, int], first_errors: Iterable[tuple],
+                   max_rate: float) -> dict:
+    """How many of ``rows_in`` rows failed, their share, the allowed share and the first errors."""
+    failed = sum(count for key, count in rejected_by_code.items() if key.rsplit("/", 1)[-1] in FAILURE_CODES)
+    return {
+        "rows": failed,
+        "rate": failed / rows_in if rows_in else 0.0,
+        "max_rate": max_rate,
+        "first": [dict(zip(("id", "stage", "code", "reason"), error)) for error in first_errors],
+    }
+
+
+def check_failure_rate(failures: Mapping[str, Any], rows_in: int, key: str, rejected_dir: str) -> None:
+    """Raises TooManyFailures naming the first errors when ``failures`` (a :func:`failure_report`)
+    is over its allowed share; ``key`` is the config key of that share."""
+    if failures["rate"] <= failures["max_rate"]:
+        return
+    first = "; ".join(f"{e['id']} ({e['stage']}) {e['reason']}" for e in failures["first"])
+    raise TooManyFailures(
+        f"{failures['rows']} of {rows_in} rows ({failures['rate']:.1%}) failed, over {key} "
+        f"{failures['max_rate']:g}; first errors: {first} (every rejected row, with its reason: {rejected_dir})"
+    )
+
+
 def write_vocabulary(vocabulary: Vocabulary, path: str) -> str:
     """Writes one vocabulary file and returns its path."""
     vocabulary.save(path)
@@ -121,23 +225,27 @@ def build_metadata(
     rejected_by_code: Mapping[str, int],
     vocabularies: Mapping[str, Vocabulary],
     shards: Mapping[str, Iterable[str]],
+    first_errors: Iterable[tuple] = (),
+    rejected_dir: str = "rejected/",
 ) -> dict:
     """metadata.json: what training needs to know of the shards, and where every row went.
 
     Raises RuntimeError if the row accounting does not add up, which would mean rows were
-    lost: the job must not end green then.
+    lost, and TooManyFailures when more rows failed (``processing_error``) than
+    ``preprocess.max_failure_rate`` allows, naming ``first_errors`` (:class:`FirstErrors`):
+    the job must not end green then, and metadata.json, the mark of a good run, is not written.
     """
     pre = config.preprocess
     written = {split: stats.get(split, 0) for split in SPLITS}
-    rejected_by_stage = collections.Counter()
-    for key, count in rejected_by_code.items():
-        rejected_by_stage[key.split("/")[0]] += count
+    rejected_by_stage = rejections_by_stage(rejected_by_code)
     rows_in = stats.get("read", 0) + rejected_by_stage.get("read", 0)
     rows_rejected = sum(rejected_by_stage.values())
     if rows_in != sum(written.values()) + rows_rejected:
         raise RuntimeError(
             f"row accounting failed: {rows_in} rows in, {sum(written.values())} written, {rows_rejected} rejected"
         )
+    failures = failure_report(rows_in, rejected_by_code, first_errors, pre.max_failure_rate)
+    check_failure_rate(failures, rows_in, "preprocess.max_failure_rate", rejected_dir)
     if config.task.kind == "seq2seq":
         max_lengths = {"source": pre.max_length, "target": pre.max_target_length}
     else:
@@ -156,6 +264,7 @@ def build_metadata(
         "rows": {"in": rows_in, **written, "rejected": rows_rejected},
         "truncated": stats.get("truncated", 0),
         "rejected": {"by_stage": dict(rejected_by_stage), "by_reason": dict(sorted(rejected_by_code.items()))},
+        "failures": failures,
         "shards": {split: sorted(_basename(p) for p in paths) for split, paths in shards.items()},
     }
 

@@ -1,20 +1,30 @@
-"""Vocabularies: reserved ids, top-K building with a Beam combiner, files, lookup tables.
+"""Vocabularies: reserved ids, building at any corpus size, files, lookup tables.
 
 Every vocabulary starts with the reserved tokens ``0 <pad>``, ``1 <unk>``, ``2 <start>``,
-``3 <end>``; the file format is one token per line, line number = id. Token counts are
-made per batch of rows and merged by a ``CombineFn``, so no per-token element ever goes
-through the shuffle.
+``3 <end>``; the file format is one token per line, line number = id.
+
+Tokens are counted per batch of rows in one TensorFlow call, then either
+
+* exactly (default): ``(token, count)`` pairs summed by ``CombinePerKey`` (Beam
+  pre-aggregates them in each bundle and spreads the keys over the workers), then a
+  top-K whose heaps hold K entries; or
+* approximately: a Misra-Gries summary (:class:`HeavyHitters`) of bounded size merged by
+  :class:`ApproximateVocabularyFn`, for corpora whose distinct tokens fit on no worker.
+
+No worker ever holds every distinct token.
 """
 
 from __future__ import annotations
 
 import collections
 import hashlib
+import heapq
 from typing import Iterable, Mapping
 
 import apache_beam as beam
 import tensorflow as tf
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms import window
 
 from seqbeam.pipelines.config import TokenizerConfig, VocabConfig
 from seqbeam.transforms.tokenizer import TextTokenizer
@@ -106,31 +116,6 @@ class TokenCounter(tf.Module):
         return dict(zip((t.decode("utf-8") for t in unique.numpy()), counts.numpy().tolist()))
 
 
-class TopKVocabularyFn(beam.CombineFn):
-    """Merges per-batch token counts and keeps the top ``max_size`` tokens as a Vocabulary."""
-
-    def __init__(self, max_size: int, min_count: int = 1):
-        self._max_size = max_size
-        self._min_count = min_count
-
-    def create_accumulator(self) -> collections.Counter:
-        return collections.Counter()
-
-    def add_input(self, accumulator: collections.Counter, counts: Mapping[str, int]):
-        accumulator.update(counts)
-        return accumulator
-
-    def merge_accumulators(self, accumulators: Iterable[collections.Counter]):
-        accumulators = iter(accumulators)
-        merged = next(accumulators)
-        for accumulator in accumulators:
-            merged.update(accumulator)
-        return merged
-
-    def extract_output(self, accumulator: collections.Counter) -> Vocabulary:
-        return Vocabulary.from_counts(accumulator, self._max_size, self._min_count)
-
-
 class CountTrainTokens(beam.DoFn):
     """Token counts of the train rows of a batch (one dict per batch, not one element per token)."""
 
@@ -148,10 +133,186 @@ class CountTrainTokens(beam.DoFn):
             yield self._counter.count(texts)
 
 
+# Distinct tokens a worker sums before it passes them on (a few MB of Python dict).
+_BUNDLE_TOKENS = 100_000
+
+
+class SumCountsPerBundle(beam.DoFn):
+    """Per-batch token counts -> ``(token, count)`` pairs summed over the bundle.
+
+    Beam's combiner lifting sums per bundle too, but element by element; summing the batch
+    dicts first sends each token of a bundle down the pipeline once instead of once per
+    batch. The sums are passed on whenever more than ``max_tokens`` distinct tokens are
+    held, so a worker never holds more than that, whatever the corpus.
+    """
+
+    def __init__(self, max_tokens: int = _BUNDLE_TOKENS):
+        self._max_tokens = max_tokens
+
+    def start_bundle(self):
+        self._sums: collections.Counter = collections.Counter()
+
+    def process(self, counts: Mapping[str, int]):
+        self._sums.update(counts)
+        if len(self._sums) > self._max_tokens:
+            yield from self._sums.items()
+            self._sums = collections.Counter()
+
+    def finish_bundle(self):
+        for pair in self._sums.items():
+            yield window.GlobalWindows.windowed_value(pair)
+        self._sums = collections.Counter()
+
+
+def _is_eligible(pair: tuple[str, int], min_count: int) -> bool:
+    """A summed token is a vocabulary candidate: seen ``min_count`` times, not reserved."""
+    token, count = pair
+    return count >= min_count and token not in RESERVED_TOKENS
+
+
+def _rank_key(pair: tuple[str, int]) -> tuple[int, str]:
+    """Smaller is better: count descending, then token ascending (as :meth:`Vocabulary.from_counts`)."""
+    token, count = pair
+    return -count, token
+
+
+def _vocabulary_of_top(top: list[tuple[str, int]], max_size: int) -> Vocabulary:
+    return Vocabulary.from_counts(dict(top), max_size)
+
+
+class ExactTopKVocabulary(beam.PTransform):
+    """Per-batch token counts -> a singleton PCollection holding the exact top-K Vocabulary.
+
+    Counts are summed per token by ``CombinePerKey`` (lifted into each bundle, keys spread
+    over the workers); the top-K keeps heaps of K = ``max_size - 4`` entries per bundle and
+    when merging them. With no input it still gives the reserved tokens.
+    """
+
+    def __init__(self, max_size: int, min_count: int = 1):
+        super().__init__()
+        self._max_size = max_size
+        self._min_count = min_count
+
+    def expand(self, counts):
+        return (
+            counts
+            | "SumPerBundle" >> beam.ParDo(SumCountsPerBundle()).with_output_types(tuple[str, int])
+            | "SumPerToken" >> beam.CombinePerKey(sum)
+            | "KeepEligible" >> beam.Filter(_is_eligible, self._min_count)
+            | "TopK" >> beam.combiners.Top.Of(self._max_size - len(RESERVED_TOKENS), key=_rank_key, reverse=True)
+            | "ToVocabulary" >> beam.Map(_vocabulary_of_top, self._max_size)
+        )
+
+
+class HeavyHitters:
+    """A mergeable Misra-Gries summary of weighted token counts (Agarwal et al., 2012).
+
+    It keeps a counter per tracked token and never more than ``2 * capacity`` of them:
+    once it reaches that many, it is pruned back to ``capacity`` by subtracting the
+    ``(capacity + 1)``-th largest counter from every counter and dropping those left at
+    zero or below (amortised: one prune per ``capacity`` new tokens at least). Merging sums
+    the counters of both summaries, pruning the same way.
+
+    Bound: every estimated count is within ``N / (capacity + 1)`` below the true count,
+    where ``N`` (:attr:`total`) is the sum of all token occurrences counted into this
+    summary and the summaries merged into it, and no estimate exceeds the true count.
+
+    Proof: let ``M`` be the sum of the counters, ``D = N - M`` the occurrences removed so
+    far and ``Δ`` (:attr:`max_error`) the sum of the thresholds ``c`` subtracted by every
+    prune. A prune lowers each counter by at most ``c``, so each estimate falls at most
+    ``Δ`` below its true count; since at least ``capacity + 1`` counters hold ``c`` or more,
+    ``D`` grows by at least ``(capacity + 1) * c``. Summing two summaries adds their ``N``,
+    ``M``, ``D`` and ``Δ``. Hence ``(capacity + 1) * Δ <= D <= N`` holds throughout, and
+    ``true - N / (capacity + 1) <= true - Δ <= estimate <= true``.
+    """
+
+    def __init__(self, capacity: int):
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self.counts: dict[str, int] = {}
+        self.total = 0
+        self.max_error = 0
+
+    @property
+    def error_bound(self) -> float:
+        """``N / (capacity + 1)``: no estimate is further than this below its true count."""
+        return self.total / (self.capacity + 1)
+
+    def estimate(self, token: str) -> int:
+        """The estimated count of ``token`` (0 when it is not tracked)."""
+        return self.counts.get(token, 0)
+
+    def add_counts(self, counts: Mapping[str, int]) -> None:
+        """Counts ``count`` occurrences of each ``token`` of the mapping."""
+        limit = 2 * self.capacity
+        for token, count in counts.items():
+            self.counts[token] = self.counts.get(token, 0) + count
+            self.total += count
+            if len(self.counts) >= limit:
+                self.prune()
+
+    def merge(self, other: "HeavyHitters") -> None:
+        """Adds the counters of a summary of the same capacity to this one."""
+        if other.capacity != self.capacity:
+            raise ValueError(f"cannot merge summaries of capacity {self.capacity} and {other.capacity}")
+        limit = 2 * self.capacity
+        for token, count in other.counts.items():
+            self.counts[token] = self.counts.get(token, 0) + count
+            if len(self.counts) >= limit:
+                self.prune()
+        self.total += other.total
+        self.max_error += other.max_error
+
+    def prune(self) -> None:
+        """Keeps at most ``capacity`` counters, lowering each by the (capacity+1)-th largest."""
+        if len(self.counts) <= self.capacity:
+            return
+        threshold = heapq.nlargest(self.capacity + 1, self.counts.values())[-1]
+        self.counts = {t: c - threshold for t, c in self.counts.items() if c > threshold}
+        self.max_error += threshold
+
+
+class ApproximateVocabularyFn(beam.CombineFn):
+    """Per-batch token counts -> the Vocabulary of a :class:`HeavyHitters` summary's top tokens.
+
+    The summary tracks ``capacity_factor * K`` tokens, K = ``max_size - 4``. Tokens are
+    ranked by estimated count, ties broken by the token, and ``min_count`` applies to the
+    estimate. Every token whose true count exceeds the K-th largest true count by more
+    than ``N / (capacity + 1)`` is in the vocabulary (see :class:`HeavyHitters`).
+    """
+
+    def __init__(self, max_size: int, min_count: int = 1, capacity_factor: int = 4):
+        self._max_size = max_size
+        self._min_count = min_count
+        self._capacity = capacity_factor * (max_size - len(RESERVED_TOKENS))
+
+    def create_accumulator(self) -> HeavyHitters:
+        return HeavyHitters(self._capacity)
+
+    def add_input(self, summary: HeavyHitters, counts: Mapping[str, int]) -> HeavyHitters:
+        summary.add_counts(counts)
+        return summary
+
+    def merge_accumulators(self, summaries: Iterable[HeavyHitters]) -> HeavyHitters:
+        merged = self.create_accumulator()
+        for summary in summaries:
+            merged.merge(summary)
+        return merged
+
+    def compact(self, summary: HeavyHitters) -> HeavyHitters:
+        summary.prune()
+        return summary
+
+    def extract_output(self, summary: HeavyHitters) -> Vocabulary:
+        return Vocabulary.from_counts(summary.counts, self._max_size, self._min_count)
+
+
 class BuildVocabulary(beam.PTransform):
     """RowBatches -> a singleton PCollection holding the top-K train-split Vocabulary.
 
-    ``column`` is the RowBatch column counted: ``texts`` or ``targets``.
+    ``column`` is the RowBatch column counted: ``texts`` or ``targets``. ``vocab.approximate``
+    picks the heavy-hitters summary over the exact keyed counts.
     """
 
     def __init__(self, tokenizer: TokenizerConfig, vocab: VocabConfig, column: str = "texts"):
@@ -161,8 +322,9 @@ class BuildVocabulary(beam.PTransform):
         self._column = column
 
     def expand(self, batches):
-        return (
-            batches
-            | "CountTokens" >> beam.ParDo(CountTrainTokens(self._tokenizer, self._column))
-            | "TopK" >> beam.CombineGlobally(TopKVocabularyFn(self._vocab.max_size, self._vocab.min_count))
-        )
+        counts = batches | "CountTokens" >> beam.ParDo(CountTrainTokens(self._tokenizer, self._column))
+        vocab = self._vocab
+        if vocab.approximate:
+            return counts | "HeavyHitters" >> beam.CombineGlobally(
+                ApproximateVocabularyFn(vocab.max_size, vocab.min_count, vocab.capacity_factor))
+        return counts | "ExactTopK" >> ExactTopKVocabulary(vocab.max_size, vocab.min_count)
