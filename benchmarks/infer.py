@@ -7,7 +7,7 @@ trained and exported by ``seqbeam.pipelines.preprocess.run_config`` and
 ``seqbeam.pipelines.train.run_config`` on configs loaded from ``configs/*.yaml`` with
 ``--set``-style overrides (``output_dir`` in the work dir, epochs, paths), then served by
 ``seqbeam.pipelines.infer.run_config`` on corpora written here as text files (one row per
-line, ``infer.input={format: text, path: ...}``; row ids ``<file>:<line>``).
+line, ``infer.input={format: text, path: ...}``; row ids ``<file>:<byte offset of the line>``).
 
 Models (trained once, shared by both sections):
 
@@ -251,9 +251,19 @@ def _num(x: Optional[float], digits: int = 0) -> str:
     return "n/a" if x is None else f"{x:,.{digits}f}"
 
 
-def line_number(row_id: str) -> int:
-    """The 1-based line of a text-file row id ``<file>:<line>``."""
-    return int(row_id.rsplit(":", 1)[1])
+def line_numbers(path: str) -> dict[int, int]:
+    """Byte offset of each line of a text file -> its 1-based line number (row ids are ``<file>:<offset>``)."""
+    numbers, offset = {}, 0
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            numbers[offset] = number
+            offset += len(line)
+    return numbers
+
+
+def line_number(row_id: str, numbers: dict[int, int]) -> int:
+    """The 1-based line of a text-file row id ``<file>:<offset>``, from :func:`line_numbers`."""
+    return numbers[int(row_id.rsplit(":", 1)[1])]
 
 
 # --------------------------------------------------------------------------- corpora
@@ -548,8 +558,9 @@ def output_figures(model_key: str, table, corpus: Corpus, max_target: Optional[i
     elif model_key == "dates" and corpus.truth is not None:
         exact = collections.Counter()
         total = collections.Counter()
+        numbers = line_numbers(corpus.path)
         for row_id, iso in zip(table["id"].to_pylist(), table["iso_date"].to_pylist()):
-            truth, noisy, _ = corpus.truth[line_number(row_id) - 1]
+            truth, noisy, _ = corpus.truth[line_number(row_id, numbers) - 1]
             total[noisy] += 1
             exact[noisy] += iso == truth
         figures["exact_clean"] = exact[False] / total[False] if total[False] else None
@@ -763,8 +774,9 @@ def run_dates(args, workdir: str, models: Models) -> dict:
     table = read_predictions(summary)
     predicted: dict[int, Optional[str]] = {}
     if table is not None:
+        numbers = line_numbers(path)
         for row_id, iso in zip(table["id"].to_pylist(), table["iso_date"].to_pylist()):
-            predicted[line_number(row_id)] = iso
+            predicted[line_number(row_id, numbers)] = iso
     seqbeam_correct = [predicted.get(i + 1) == e.iso for i, e in enumerate(examples)]
     methods: dict[str, dict] = {"seqbeam": {
         "library": "seqbeam", "settings": f"infer job, model {os.path.basename(model['model_path'])}, "

@@ -58,9 +58,13 @@ def tree_rss(process) -> int:
 class ProgressWatch:
     """Runs a job command, following its progress lines and its memory; prints every 10 %."""
 
-    def __init__(self, label: str, command: Sequence[str], rows: int, log_path: str):
+    def __init__(self, label: str, command: Sequence[str], rows: int, log_path: str, job: str = "",
+                 progress_every: int = PROGRESS_EVERY):
         self.label, self.command, self.rows, self.log_path = label, list(command), rows, log_path
-        self._latest: dict[str, int] = {}
+        self.progress_every = progress_every
+        # Progress lines of other passes (preprocessing's vocabulary pass) are kept apart.
+        self.job = job or label.split()[-1]
+        self.latest: dict[str, dict[str, int]] = {}  # job -> worker tag -> rows
         self.marks: list[dict] = []
 
     def _read(self, stream, log) -> None:
@@ -68,7 +72,15 @@ class ProgressWatch:
             log.write(line)
             match = _PROGRESS.search(line)
             if match:
-                self._latest[match.group(3)] = int(match.group(2))
+                self.latest.setdefault(match.group(1), {})[match.group(3)] = int(match.group(2))
+
+    def rows_by_pid(self, job: str) -> dict[str, int]:
+        """Rows each worker process handled in a pass, from the last progress line of each of its DoFns."""
+        by_pid: dict[str, int] = {}
+        for tag, rows in self.latest.get(job, {}).items():
+            pid = tag.split("/")[0]
+            by_pid[pid] = by_pid.get(pid, 0) + rows
+        return by_pid
 
     def run(self) -> dict:
         import psutil
@@ -77,14 +89,14 @@ class ProgressWatch:
         with open(self.log_path, "w", encoding="utf-8") as log:
             job = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-                                        "SEQBEAM_PROGRESS_EVERY": str(PROGRESS_EVERY)})
+                                        "SEQBEAM_PROGRESS_EVERY": str(self.progress_every)})
             reader = threading.Thread(target=self._read, args=(job.stdout, log), daemon=True)
             reader.start()
             process, peak, next_mark = psutil.Process(job.pid), 0, 1
             while job.poll() is None:
                 rss = tree_rss(process)
                 peak = max(peak, rss)
-                done = sum(self._latest.values())
+                done = sum(self.latest.get(self.job, {}).values())
                 while next_mark <= 10 and done >= self.rows * next_mark / 10:
                     self._mark(next_mark * 10, done, time.monotonic() - started, rss, peak)
                     next_mark += 1

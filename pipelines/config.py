@@ -59,7 +59,8 @@ class DataConfig:
 
     ``text_column``, ``target_column``, ``label_column`` and ``id_column`` are column
     names (CSV/TSV with a header, JSONL, Parquet) or 0-based positions (CSV/TSV without
-    a header). Without ``id_column`` a row's id is ``<file>:<line>``.
+    a header). Without ``id_column`` a row's id is ``<file>:<byte offset of its line>``
+    (Parquet: ``<file>:<row>``).
     """
 
     format: Literal["text", "csv", "tsv", "anki", "aligned", "jsonl", "parquet", "generated"]

@@ -361,10 +361,10 @@ def run_config(config: Config, beam_args: Sequence[str] = (), save_main_session:
         raise FileNotFoundError(f"no finished inference run under {config.task_dir}: run `seqbeam infer` first "
                                 f"({summary_path(config)} is missing)")
     started = time.monotonic()
-    clear_outputs(config)
     _LOG.info("evaluate %s: reference %s", config.task.name, reference_of(config).description)
     pipeline = beam.Pipeline(options=pipeline_options(beam_args, save_main_session))
-    build_pipeline(pipeline, config)
+    build_pipeline(pipeline, config)  # the graph runs every launch check: only then are old outputs deleted
+    clear_outputs(config)
     pipeline.run().wait_until_finish()
     examples = attention_examples(config, plan_serving(config).model_path)
     if examples:

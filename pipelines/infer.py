@@ -82,6 +82,7 @@ from seqbeam.transforms.sinks import (
 
 _LOG = logging.getLogger(__name__)
 _NAMESPACE = "infer"
+_REJECTED_TABLE_ROWS = 128
 
 
 def predictions_dir(config: Config) -> str:
@@ -295,9 +296,10 @@ def build_pipeline(p: beam.Pipeline, config: Config, plan: ServingPlan) -> dict:
         rejected
         | "CountRejected" >> beam.ParDo(CountRows("rejected_total"))
         | "RejectedRows" >> beam.Map(rejected_row)
+        # Rows go to the shards a table at a time: small tables spread a bundle's rejections.
         | "WriteRejected" >> beam.io.WriteToParquet(
             join_path(rejected_dir(config), "rejected"), schema=REJECTED_SCHEMA, codec="snappy",
-            file_name_suffix=".parquet", num_shards=infer.num_shards)
+            file_name_suffix=".parquet", num_shards=infer.num_shards, record_batch_size=_REJECTED_TABLE_ROWS)
     )
     counts = (input_stats, annotated["stats"]) | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(
         SumCounts())

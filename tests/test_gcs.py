@@ -264,7 +264,7 @@ def _config(output_dir: str, corpus: str, *more: str):
 
 @pytest.fixture(scope="module")
 def corpus(gcs) -> str:
-    """The emoji sentences, uploaded to the bucket under the same file name (row ids are ``<file>:<line>``)."""
+    """The emoji sentences, uploaded to the bucket under the same file name (row ids are ``<file>:<offset>``)."""
     from apache_beam.io.filesystems import FileSystems
 
     path = f"gs://{BUCKET}/corpora/{os.path.basename(CORPUS)}"

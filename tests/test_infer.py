@@ -423,16 +423,16 @@ def test_a_typo_in_the_input_path_fails_naming_it_and_keeps_the_last_outputs(emo
 
 def test_rejected_rows_are_sharded_like_the_predictions_on_a_multi_worker_run(emoji_model, tmp_path):
     config, folder = emoji_model
-    texts = ["x" * 600 if i % 2 else f"we eat food now {i}" for i in range(1200)]  # every other row too long
+    texts = ["x" * 600 if i % 2 else f"we eat food now {i}" for i in range(2400)]  # every other row too long
     (tmp_path / "mixed.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
     data = dataclasses.replace(config.data, format="text", path=str(tmp_path / "mixed.txt"), label_column=None,
                                header=False)
     run = elsewhere(with_infer(config, input=data, max_chars=500, num_shards=4), tmp_path)
     summary = infer.run_config(run, MULTI_PROCESSING, save_main_session=False)
-    assert summary["rows"] == {**summary["rows"], "in": 1200, "out": 600, "rejected": 600}
+    assert summary["rows"] == {**summary["rows"], "in": 2400, "out": 1200, "rejected": 1200}
     files = parquet_files(summary["rejected"])
     per_file = [pq.read_table(path).num_rows for path in files]
     assert [os.path.basename(path) for path in files] == [f"rejected-0000{i}-of-00004.parquet" for i in range(4)]
-    assert sum(per_file) == 600 and sum(count > 0 for count in per_file) >= 2, per_file
+    assert sum(per_file) == 1200 and sum(count > 0 for count in per_file) >= 2, per_file
     assert summary["files"] == {"predictions": 4, "rejected": 4}
-    assert len(set(read_table(summary["rejected"]).column("id").to_pylist())) == 600
+    assert len(set(read_table(summary["rejected"]).column("id").to_pylist())) == 1200

@@ -126,14 +126,16 @@ def _skip_to_line_start(stream, before: int) -> tuple[bytes, int]:
     return b"", position
 
 
-def _split_size(source: filebasedsource.FileBasedSource, desired_bundle_size: Optional[int]) -> Optional[int]:
-    """The desired size of initial splits, capped at a 64th of the corpus (at least 64 KiB)."""
-    total = source.estimate_size() or 0
-    cap = max(_MIN_SPLIT, total // _SPLITS_PER_CORPUS)
-    return min(desired_bundle_size, cap) if desired_bundle_size else cap
+class _FileSource(filebasedsource.FileBasedSource):
+    """A file-based source whose initial splits are at most a 64th of the corpus (at least 64 KiB)."""
+
+    def split(self, desired_bundle_size=None, start_position=None, stop_position=None):
+        cap = max(_MIN_SPLIT, (self.estimate_size() or 0) // _SPLITS_PER_CORPUS)
+        size = min(desired_bundle_size, cap) if desired_bundle_size else cap
+        return super().split(size, start_position, stop_position)
 
 
-class LineSource(filebasedsource.FileBasedSource):
+class LineSource(_FileSource):
     """The lines of the files a pattern matches, as :class:`LineBatch` elements of up to ``batch_size`` lines.
 
     With ``header``, each file's first line is its header: it is not a row, and every batch
@@ -145,9 +147,6 @@ class LineSource(filebasedsource.FileBasedSource):
         self._base = base
         self._batch_size = batch_size
         self._header = header
-
-    def split(self, desired_bundle_size=None, start_position=None, stop_position=None):
-        return super().split(_split_size(self, desired_bundle_size), start_position, stop_position)
 
     def read_records(self, file_name: str, range_tracker) -> Iterator[LineBatch]:
         name = relative_name(file_name, self._base)
@@ -181,7 +180,7 @@ class LineSource(filebasedsource.FileBasedSource):
         return decode_line(first[1])
 
 
-class ParquetSource(filebasedsource.FileBasedSource):
+class ParquetSource(_FileSource):
     """Records of Parquet files as :class:`ParquetBatch` elements; a file splits between its row groups.
 
     A row group is claimed at the offset of its first page, so a range holds the row groups
@@ -194,9 +193,6 @@ class ParquetSource(filebasedsource.FileBasedSource):
         self._base = base
         self._columns = list(columns)
         self._batch_size = batch_size
-
-    def split(self, desired_bundle_size=None, start_position=None, stop_position=None):
-        return super().split(_split_size(self, desired_bundle_size), start_position, stop_position)
 
     def read_records(self, file_name: str, range_tracker) -> Iterator[ParquetBatch]:
         import pyarrow.parquet as pq

@@ -9,7 +9,9 @@ On a Dataflow launch the launcher VM runs this file with ``--template_location``
 pipeline is built and written there, and Dataflow submits it once this process exits
 with status 0. The job has not run yet at that point, so this file does not call
 ``preprocess.run`` / ``infer.run``: they wait for the job and then read its outputs
-(metadata.json; the row counters behind infer_summary.json), which would fail the launch.
+(metadata.json, infer_summary.json), which would fail the launch. The pipelines write
+those files themselves as their last step, after checking the row accounting and the
+failure rate, so a template run is checked all the same.
 Run anywhere else (e.g. ``python deploy/flex-template/launch.py --config configs/reber.yaml
 --stage preprocess`` on a laptop), it calls them, with their checks.
 """
