@@ -59,9 +59,10 @@ class ProgressWatch:
     """Runs a job command, following its progress lines and its memory; prints every 10 %."""
 
     def __init__(self, label: str, command: Sequence[str], rows: int, log_path: str, job: str = "",
-                 progress_every: int = PROGRESS_EVERY):
+                 progress_every: int = PROGRESS_EVERY, env: Optional[dict] = None):
         self.label, self.command, self.rows, self.log_path = label, list(command), rows, log_path
         self.progress_every = progress_every
+        self.env = env or {}
         # Progress lines of other passes (preprocessing's vocabulary pass) are kept apart.
         self.job = job or label.split()[-1]
         self.latest: dict[str, dict[str, int]] = {}  # job -> worker tag -> rows
@@ -89,7 +90,7 @@ class ProgressWatch:
         with open(self.log_path, "w", encoding="utf-8") as log:
             job = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-                                        "SEQBEAM_PROGRESS_EVERY": str(self.progress_every)})
+                                        "SEQBEAM_PROGRESS_EVERY": str(self.progress_every), **self.env})
             reader = threading.Thread(target=self._read, args=(job.stdout, log), daemon=True)
             reader.start()
             process, peak, next_mark = psutil.Process(job.pid), 0, 1

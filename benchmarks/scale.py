@@ -16,8 +16,9 @@
    1e6 rows, measured on the previous main); approximate mode <= 1.25x the Zipf corpus at
    1e6 rows and flat (<= 1.25x) from the smallest to the largest size.
 3. **throughput**: ``seqbeam preprocess`` on ``--rows`` Zipf word rows, in-process and on
-   multi_processing with 2 workers, alternating (``--repeats`` times each). Targets: no
-   regression from ~22,000 rows/s in-process; multi_processing within 10 % of in-process.
+   multi_processing with 2 workers (and, with ``--baseline``, another checkout's job
+   in-process), alternating (``--repeats`` times each). Targets: no regression from
+   ~22,000 rows/s in-process; multi_processing within 10 % of in-process.
 
 Every job runs as a subprocess of this script (the CLI, as a user runs it); RSS is the
 summed RSS of the job's process tree.
@@ -77,11 +78,11 @@ def job_config(corpus: str, output_dir: str, **preprocess) -> dict:
 
 
 def run_watched(label: str, job: str, config: dict, workdir: str, rows: int, beam_args: Sequence[str] = (),
-                progress_every: int = PROGRESS_EVERY) -> tuple:
+                progress_every: int = PROGRESS_EVERY, env: Optional[dict] = None) -> tuple:
     path = write_config(config, os.path.join(workdir, f"{label.replace(' ', '-')}.yaml"))
     watch = ProgressWatch(label, seqbeam(job, "--config", path, *beam_args), rows,
                           os.path.join(workdir, f"{label.replace(' ', '-')}.log"), job=job,
-                          progress_every=progress_every)
+                          progress_every=progress_every, env=env)
     return watch.run(), watch
 
 
@@ -159,13 +160,17 @@ def section_memory(workdir: str, sizes: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
-def section_throughput(workdir: str, rows: int, repeats: int) -> str:
+def section_throughput(workdir: str, rows: int, repeats: int, baseline: str = "") -> str:
     corpus = one_file_corpus(workdir, rows, seed=4)
-    runs: dict[str, list[float]] = {"in-process": [], "multi_processing, 2 workers": []}
+    modes = [("in-process", [], None), ("multi_processing, 2 workers", multi(2), None)]
+    if baseline:  # the same job from another checkout (e.g. the previous main), in-process
+        modes.insert(0, ("baseline in-process", [], {"PYTHONPATH": baseline}))
+    runs: dict[str, list[float]] = {mode: [] for mode, _, _ in modes}
     for _ in range(repeats):  # alternating: the machine is shared and noisy
-        for mode, args in (("in-process", []), ("multi_processing, 2 workers", multi(2))):
+        for mode, args, env in modes:
             config = job_config(corpus, os.path.join(workdir, "throughput"))
-            result, _ = run_watched(f"{mode.split(',')[0]} preprocess", "preprocess", config, workdir, rows, args)
+            result, _ = run_watched(f"{mode.split(',')[0]} preprocess", "preprocess", config, workdir, rows, args,
+                                    env=env)
             runs[mode].append(result["rows_per_s"])
     best = {mode: max(values) for mode, values in runs.items()}
     ratio = best["multi_processing, 2 workers"] / best["in-process"]
@@ -187,6 +192,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         default=["shares", "memory", "throughput"])
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs per mode (throughput)")
     parser.add_argument("--workdir", default="", help="keep corpora and outputs here (default: a temp folder)")
+    parser.add_argument("--baseline", default="",
+                        help="throughput: also run the job from this PYTHONPATH (a folder holding another "
+                             "checkout's seqbeam package), alternating with the others")
     return parser.parse_args(argv)
 
 
@@ -201,7 +209,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "memory" in args.sections:
         reports.append(section_memory(workdir, args.memory_rows))
     if "throughput" in args.sections:
-        reports.append(section_throughput(workdir, args.rows, args.repeats))
+        reports.append(section_throughput(workdir, args.rows, args.repeats, args.baseline))
     print("\n\n".join(reports))
     return 0
 

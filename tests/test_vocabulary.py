@@ -18,7 +18,9 @@ from seqbeam.transforms.vocabulary import (
     ApproximateVocabularyFn,
     BuildVocabulary,
     HeavyHitters,
+    SumCountsPerBundle,
     Vocabulary,
+    token_bucket,
 )
 
 IN_PROCESS: list[str] = []
@@ -269,3 +271,19 @@ def test_misra_gries_merges_in_any_order_stay_within_the_bound(long_tail):
     compacted = fn.compact(merges[0])
     assert len(compacted.counts) <= capacity
     check_bound(compacted, truth)
+
+
+def test_bundle_sums_stay_bounded_and_keep_every_count_in_its_bucket():
+    """A worker flushes its sums past ``max_tokens`` distinct tokens; flushed chunks still add up exactly."""
+    rng = random.Random(3)
+    batches = [collections.Counter(f"t{rng.randrange(500)}" for _ in range(40)) for _ in range(200)]
+    summer = SumCountsPerBundle(max_tokens=50, buckets=8)
+    summer.start_bundle()
+    chunks = [chunk for batch in batches for chunk in summer.process(batch)]
+    assert len(chunks) > 8, "the sums were never flushed mid-bundle"
+    chunks += [windowed.value for windowed in summer.finish_bundle()]
+    total: collections.Counter = collections.Counter()
+    for bucket, counts in chunks:
+        assert len(counts) <= 51 and all(token_bucket(token, 8) == bucket for token in counts)
+        total.update(counts)
+    assert total == sum(batches, collections.Counter())

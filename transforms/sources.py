@@ -112,17 +112,18 @@ def _skip_to_line_start(stream, before: int) -> tuple[bytes, int]:
     buffer = stream.read(_BLOCK)
     position = before
     while buffer:
-        match = re.search(rb"\r\n|\r|\n", buffer)
-        if match is None:
+        breaks = [i for i in (buffer.find(b"\n"), buffer.find(b"\r")) if i >= 0]
+        if not breaks:
             position += len(buffer)
             buffer = stream.read(_BLOCK)
             continue
-        if match.group() == b"\r" and match.end() == len(buffer):  # a '\r' whose '\n' may be in the next block
-            nxt = stream.read(_BLOCK)
-            if nxt.startswith(b"\n"):
-                return nxt[1:], position + len(buffer) + 1
-            return nxt, position + len(buffer)
-        return buffer[match.end() :], position + match.end()
+        end = min(breaks) + 1
+        if buffer[end - 1 : end] == b"\r":  # a '\r\n' is one break, and its '\n' may be in the next block
+            if end == len(buffer):
+                buffer, position = stream.read(_BLOCK), position + end
+                return (buffer[1:], position + 1) if buffer.startswith(b"\n") else (buffer, position)
+            end += buffer[end : end + 1] == b"\n"
+        return buffer[end:], position + end
     return b"", position
 
 

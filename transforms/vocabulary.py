@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import heapq
+import zlib
 from typing import Iterable, Mapping
 
 import apache_beam as beam
@@ -135,19 +136,26 @@ class CountTrainTokens(beam.DoFn):
 
 # Distinct tokens a worker sums before it passes them on (a few MB of Python dict).
 _BUNDLE_TOKENS = 100_000
+# Token buckets of the exact count: a worker holds one bucket's tokens at a time.
+TOKEN_BUCKETS = 256
+
+
+def token_bucket(token: str, buckets: int = TOKEN_BUCKETS) -> int:
+    """The bucket of a token: a hash that is the same in every process (Python's ``hash`` is salted)."""
+    return zlib.crc32(token.encode("utf-8")) % buckets
 
 
 class SumCountsPerBundle(beam.DoFn):
-    """Per-batch token counts -> ``(token, count)`` pairs summed over the bundle.
+    """Per-batch token counts -> ``(bucket, {token: count})`` sums over the bundle, one dict per bucket.
 
-    Beam's combiner lifting sums per bundle too, but element by element; summing the batch
-    dicts first sends each token of a bundle down the pipeline once instead of once per
-    batch. The sums are passed on whenever more than ``max_tokens`` distinct tokens are
-    held, so a worker never holds more than that, whatever the corpus.
+    Each token of a bundle goes down the pipeline once, not once per batch. The sums are
+    passed on whenever more than ``max_tokens`` distinct tokens are held, so a worker never
+    holds more than that, whatever the corpus; every count of a token lands in its bucket.
     """
 
-    def __init__(self, max_tokens: int = _BUNDLE_TOKENS):
+    def __init__(self, max_tokens: int = _BUNDLE_TOKENS, buckets: int = TOKEN_BUCKETS):
         self._max_tokens = max_tokens
+        self._buckets = buckets
 
     def start_bundle(self):
         self._sums: collections.Counter = collections.Counter()
@@ -155,37 +163,68 @@ class SumCountsPerBundle(beam.DoFn):
     def process(self, counts: Mapping[str, int]):
         self._sums.update(counts)
         if len(self._sums) > self._max_tokens:
-            yield from self._sums.items()
-            self._sums = collections.Counter()
+            yield from self._flush()
 
     def finish_bundle(self):
-        for pair in self._sums.items():
-            yield window.GlobalWindows.windowed_value(pair)
+        for chunk in self._flush():
+            yield window.GlobalWindows.windowed_value(chunk)
+
+    def _flush(self) -> Iterable[tuple[int, dict[str, int]]]:
+        by_bucket: dict[int, dict[str, int]] = collections.defaultdict(dict)
+        for token, count in self._sums.items():
+            by_bucket[token_bucket(token, self._buckets)][token] = count
         self._sums = collections.Counter()
+        return list(by_bucket.items())
 
 
-def _is_eligible(pair: tuple[str, int], min_count: int) -> bool:
-    """A summed token is a vocabulary candidate: seen ``min_count`` times, not reserved."""
-    token, count = pair
-    return count >= min_count and token not in RESERVED_TOKENS
+def bucket_top(bucket: tuple[int, Iterable[Mapping[str, int]]], k: int, min_count: int) -> list[tuple[int, str]]:
+    """The ``k`` best ``(-count, token)`` of one bucket's summed counts (``min_count`` and more, not reserved).
+
+    Ranked as :meth:`Vocabulary.from_counts` ranks: count descending, then token ascending.
+    """
+    _, chunks = bucket
+    counts: collections.Counter = collections.Counter()
+    for chunk in chunks:
+        counts.update(chunk)
+    ranked = sorted((-count, token) for token, count in counts.items()
+                    if count >= min_count and token not in RESERVED_TOKENS)
+    return ranked[:k]
 
 
-def _rank_key(pair: tuple[str, int]) -> tuple[int, str]:
-    """Smaller is better: count descending, then token ascending (as :meth:`Vocabulary.from_counts`)."""
-    token, count = pair
-    return -count, token
+class TopKVocabularyFn(beam.CombineFn):
+    """Lists of ranked ``(-count, token)`` -> the Vocabulary of the ``max_size - 4`` best; bounded by K.
 
+    Accumulators are sorted lists of at most K entries: merging two is one sort of 2K.
+    """
 
-def _vocabulary_of_top(top: list[tuple[str, int]], max_size: int) -> Vocabulary:
-    return Vocabulary.from_counts(dict(top), max_size)
+    def __init__(self, max_size: int):
+        self._max_size = max_size
+        self._k = max_size - len(RESERVED_TOKENS)
+
+    def create_accumulator(self) -> list:
+        return []
+
+    def add_input(self, best: list, ranked: list) -> list:
+        return sorted(best + ranked)[: self._k]
+
+    def merge_accumulators(self, accumulators: Iterable[list]) -> list:
+        merged: list = []
+        for best in accumulators:
+            merged = sorted(merged + best)[: self._k]
+        return merged
+
+    def extract_output(self, best: list) -> Vocabulary:
+        return Vocabulary(RESERVED_TOKENS + tuple(token for _, token in best))
 
 
 class ExactTopKVocabulary(beam.PTransform):
     """Per-batch token counts -> a singleton PCollection holding the exact top-K Vocabulary.
 
-    Counts are summed per token by ``CombinePerKey`` (lifted into each bundle, keys spread
-    over the workers); the top-K keeps heaps of K = ``max_size - 4`` entries per bundle and
-    when merging them. With no input it still gives the reserved tokens.
+    Counts are summed per bundle, grouped by token bucket (buckets spread over the workers;
+    the shuffle holds compact dicts, not an element per token), summed per bucket, which
+    then keeps its K = ``max_size - 4`` best, and the bounded lists are merged. Every count
+    of a token is in its bucket, so the result equals a plain Counter's top-K, ties broken
+    by the token. With no input it still gives the reserved tokens.
     """
 
     def __init__(self, max_size: int, min_count: int = 1):
@@ -194,13 +233,15 @@ class ExactTopKVocabulary(beam.PTransform):
         self._min_count = min_count
 
     def expand(self, counts):
+        k = self._max_size - len(RESERVED_TOKENS)
         return (
             counts
-            | "SumPerBundle" >> beam.ParDo(SumCountsPerBundle()).with_output_types(tuple[str, int])
-            | "SumPerToken" >> beam.CombinePerKey(sum)
-            | "KeepEligible" >> beam.Filter(_is_eligible, self._min_count)
-            | "TopK" >> beam.combiners.Top.Of(self._max_size - len(RESERVED_TOKENS), key=_rank_key, reverse=True)
-            | "ToVocabulary" >> beam.Map(_vocabulary_of_top, self._max_size)
+            | "SumPerBundle" >> beam.ParDo(SumCountsPerBundle())
+            # A GroupByKey, not a lifted combine: lifting would merge a bundle's chunks into
+            # one dict per bucket, i.e. every distinct token of the bundle in one process.
+            | "GroupByBucket" >> beam.GroupByKey()
+            | "BucketTopK" >> beam.Map(bucket_top, k, self._min_count)
+            | "TopK" >> beam.CombineGlobally(TopKVocabularyFn(self._max_size))
         )
 
 
