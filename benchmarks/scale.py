@@ -122,7 +122,7 @@ def section_shares(workdir: str, rows: int) -> str:
                         "infer": "infer: model calls"}[name]
                 table_rows.append([what, str(workers), " / ".join(f"{s:.0%}" for s in got),
                                    f"{result['seconds']:.0f}", f"{result['rows_per_s']:,.0f}", verdict])
-    header = ["pass", "workers", "share of rows per worker", "job s", "rows/s", f"every worker >= 15 % (4 w)"]
+    header = ["pass", "workers", "share of rows per worker", "job s", "rows/s", "every worker >= 15 % (4 w)"]
     return f"1. worker shares, {rows:,} rows in one file\n\n" + md_table(header, table_rows, ["---", "---:", "---",
                                                                                            "---:", "---:", "---"])
 
@@ -141,7 +141,7 @@ def section_memory(workdir: str, sizes: Sequence[int]) -> str:
                 peaks[(corpus, mode, size)] = peak
                 table_rows.append([corpus, mode, f"{size:,}", f"{result['seconds']:.0f}",
                                    f"{result['rows_per_s']:,.0f}", f"{peak:,.0f}"])
-    lines = [f"2. peak RSS of seqbeam preprocess (in-process)\n",
+    lines = ["2. peak RSS of seqbeam preprocess (in-process)\n",
              md_table(["corpus", "vocabulary", "rows", "seconds", "rows/s", "peak RSS MiB"], table_rows,
                       ["---", "---", "---:", "---:", "---:", "---:"]), ""]
     first, last = min(sizes), max(sizes)

@@ -82,7 +82,7 @@ from seqbeam.transforms.sinks import (
 
 _LOG = logging.getLogger(__name__)
 _NAMESPACE = "infer"
-_REJECTED_TABLE_ROWS = 128
+_REJECTED_TABLE_BYTES = 1 << 20
 
 
 def predictions_dir(config: Config) -> str:
@@ -296,10 +296,12 @@ def build_pipeline(p: beam.Pipeline, config: Config, plan: ServingPlan) -> dict:
         rejected
         | "CountRejected" >> beam.ParDo(CountRows("rejected_total"))
         | "RejectedRows" >> beam.Map(rejected_row)
-        # Rows go to the shards a table at a time: small tables spread a bundle's rejections.
+        # Rows go to the shards a table (row group) at a time: tables of 1 MiB (record batches
+        # of 64 rows) spread a bundle's rejections over the shards; Beam's 64 MiB tables would not.
         | "WriteRejected" >> beam.io.WriteToParquet(
             join_path(rejected_dir(config), "rejected"), schema=REJECTED_SCHEMA, codec="snappy",
-            file_name_suffix=".parquet", num_shards=infer.num_shards, record_batch_size=_REJECTED_TABLE_ROWS)
+            file_name_suffix=".parquet", num_shards=infer.num_shards, row_group_buffer_size=_REJECTED_TABLE_BYTES,
+            record_batch_size=64)
     )
     counts = (input_stats, annotated["stats"]) | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(
         SumCounts())

@@ -38,12 +38,10 @@ import collections
 import dataclasses
 import functools
 import glob
-import io
 import json
 import os
 import re
 import tempfile
-import types
 from pathlib import Path
 from typing import Callable, Optional
 

@@ -423,7 +423,8 @@ def test_a_typo_in_the_input_path_fails_naming_it_and_keeps_the_last_outputs(emo
 
 def test_rejected_rows_are_sharded_like_the_predictions_on_a_multi_worker_run(emoji_model, tmp_path):
     config, folder = emoji_model
-    texts = ["x" * 600 if i % 2 else f"we eat food now {i}" for i in range(2400)]  # every other row too long
+    # Every other row too long: 1,200 rejections of 3,000 characters, several 1 MiB tables per worker.
+    texts = ["x" * 3000 if i % 2 else f"we eat food now {i}" for i in range(2400)]
     (tmp_path / "mixed.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
     data = dataclasses.replace(config.data, format="text", path=str(tmp_path / "mixed.txt"), label_column=None,
                                header=False)

@@ -37,7 +37,6 @@ from seqbeam.transforms.sources import (
     glob_base,
     is_compressed,
     iter_lines,
-    relative_name,
 )
 
 # What surrogateescape turns a byte that is not UTF-8 into.

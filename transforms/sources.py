@@ -22,7 +22,6 @@ from typing import Iterator, NamedTuple, Optional, Sequence
 
 from apache_beam.io import filebasedsource
 from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _BOM = b"\xef\xbb\xbf"
