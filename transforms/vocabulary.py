@@ -5,9 +5,9 @@ Every vocabulary starts with the reserved tokens ``0 <pad>``, ``1 <unk>``, ``2 <
 
 Tokens are counted per batch of rows in one TensorFlow call, then either
 
-* exactly (default): ``(token, count)`` pairs summed by ``CombinePerKey`` (Beam
-  pre-aggregates them in each bundle and spreads the keys over the workers), then a
-  top-K whose heaps hold K entries; or
+* exactly (default): counts summed per bundle, grouped by token bucket (buckets spread
+  over the workers), summed per bucket, which keeps its K best, then K-bounded lists
+  merged (:class:`ExactTopKVocabulary`); or
 * approximately: a Misra-Gries summary (:class:`HeavyHitters`) of bounded size merged by
   :class:`ApproximateVocabularyFn`, for corpora whose distinct tokens fit on no worker.
 
