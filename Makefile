@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TASKS := emoji translate dates names reber
 DEMO_DIR ?= runs/demo
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test benchmark load clean
 
@@ -29,8 +30,10 @@ demo: $(STAMP)
 	@echo "predictions/*.parquet, rejected/*.parquet, eval/metrics.json, report.html and _markers/."
 	@echo "A second 'make demo' skips every stage that is up to date."
 
+# Every test, slow ones included, on $(TEST_WORKERS) processes; whole files per process, longest first
+# (tests/conftest.py). TEST_WORKERS=0 runs them in this process; pytest -m "not slow" is the quick loop.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 tests
 
 benchmark: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"

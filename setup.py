@@ -1,13 +1,13 @@
 """Packaging for seqbeam; also serves as Dataflow's ``--setup_file``.
 
 The repository keeps the design card's top-level layout (``pipelines/``,
-``transforms/``, ``models/``, ``configs/``, ``data/``) and installs those folders
-inside the ``seqbeam`` namespace.
+``transforms/``, ``models/``, ``text/``, ``configs/``, ``data/``) and installs those
+folders inside the ``seqbeam`` namespace.
 """
 
 import setuptools
 
-_SUBPACKAGES = ("pipelines", "transforms", "models")
+_SUBPACKAGES = ("text", "pipelines", "transforms", "models")
 
 # tensorflow-text ships compiled ops for exactly one tensorflow minor version:
 # the two ranges below must move together.
@@ -29,6 +29,7 @@ _INSTALL_REQUIRES = [
 _DEV_REQUIRES = [
     "pytest>=8",
     "pytest-timeout>=2.3",
+    "pytest-xdist>=3.5,<4",  # `make test` runs the files on two processes
     "hypothesis>=6.100",
     "psutil>=5.9",
     "gcp-storage-emulator>=2024.1",  # a real GCS API on loopback for the gs:// tests

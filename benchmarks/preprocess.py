@@ -21,7 +21,7 @@ Corpora:
 * ``dates``: the generated date corpus, configured as ``configs/dates.yaml`` (char level,
   seq2seq) with ``num_rows`` N and ``rows_per_shard`` 50000. The floor's input bytes are
   the same rows written once as a ``text,target`` CSV (outside any timing).
-* ``words``: a word-level classifier corpus made here, deterministic from ``--seed``:
+* ``words``: a word-level classifier corpus (``common.write_words_corpus``), deterministic from ``--seed``:
   sentences of 5-20 words drawn from a Zipf-like vocabulary of 20k synthetic words plus
   punctuation, labels 0..4, written once per N as 4 CSV files ``sentence,label``;
   configured like ``configs/emoji.yaml`` with max_length 32 and a 20000-token vocabulary.
@@ -48,17 +48,15 @@ import csv
 import glob
 import gzip
 import json
-import logging
 import os
-import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
-from reporting import TreeRssSampler
+from common import cached_files, dates_config, setup_logging, stamp_files, work_dir, words_config, write_words_corpus
+from reporting import MIB, TreeRssSampler, environment, environment_line, md_table, save_json, text_table
 
 CORPORA = ("dates", "words")
 DEFAULT_ROWS = (10_000, 100_000, 1_000_000)
@@ -73,179 +71,31 @@ TARGET_ROWS_PER_S_AT = 1_000_000  # ... at this many rows (and above)
 TARGET_RATIO = 5.0  # pipeline seconds / floor seconds
 TARGET_RSS_GROWTH = 1.25  # "flat": peak RSS at the largest N / at the smallest N
 
-MIB = 1024 * 1024
-
-# Words corpus.
-WORD_VOCABULARY_SIZE = 20_000
-WORDS_PER_SENTENCE = (5, 20)
-WORD_FILES = 4
-NUM_LABELS = 5
-ZIPF_EXPONENT = 1.07
-COMMA_RATE = 0.06
-SENTENCE_ENDS = (".", ".", ".", "!", "?", "...")
-
-# Dates corpus (configs/dates.yaml, except num_rows and rows_per_shard).
-DATES_ROWS_PER_SHARD = 50_000
-
-
-# --------------------------------------------------------------------------- configs
-
-
-def dates_config(rows: int, seed: int, output_dir: str) -> dict:
-    """Plain-data config of the dates task: configs/dates.yaml with N rows."""
-    return {
-        "task": {"name": "dates", "kind": "seq2seq"},
-        "data": {
-            "format": "generated",
-            "generator": {
-                "name": "dates",
-                "num_rows": rows,
-                "seed": seed,
-                "day_first": False,
-                "noise_rate": 0.1,
-                "rows_per_shard": DATES_ROWS_PER_SHARD,
-            },
-        },
-        "preprocess": {
-            "tokenizer": {"level": "char", "lowercase": True, "normalization": "NFKC"},
-            "max_length": 40,
-            "max_target_length": 12,
-            "source_vocab": {"max_size": 100, "min_count": 1},
-            "target_vocab": {"max_size": 20, "min_count": 1},
-            "overflow": "reject",
-            "num_shards": 2,
-        },
-        "output_dir": output_dir,
-    }
-
-
-def words_config(corpus_glob: str, output_dir: str) -> dict:
-    """Plain-data config of the words task: configs/emoji.yaml at max_length 32, 20k vocabulary."""
-    return {
-        "task": {"name": "words", "kind": "classifier", "classes": [f"class{i}" for i in range(NUM_LABELS)]},
-        "data": {
-            "format": "csv",
-            "path": corpus_glob,
-            "header": True,
-            "text_column": "sentence",
-            "label_column": "label",
-        },
-        "preprocess": {
-            "tokenizer": {"level": "word", "lowercase": True, "normalization": "NFKC"},
-            "max_length": 32,
-            "source_vocab": {"max_size": 20_000, "min_count": 1},
-            "overflow": "truncate",
-            "splits": {"train": 0.8, "valid": 0.1, "test": 0.1},
-            "num_shards": 2,
-        },
-        "output_dir": output_dir,
-    }
-
 
 # --------------------------------------------------------------------------- inputs
 
 
-def _cached(directory: str, stamp: dict) -> Optional[list[str]]:
-    """The files of a corpus written earlier with the same parameters, or None."""
-    try:
-        with open(os.path.join(directory, "STAMP.json"), encoding="utf-8") as f:
-            saved = json.load(f)
-    except (OSError, ValueError):
-        return None
-    files = [os.path.join(directory, name) for name in saved.get("files", [])]
-    if saved.get("stamp") == stamp and files and all(os.path.isfile(p) for p in files):
-        return files
-    return None
+def write_dates_input(directory: str, config: dict) -> list[str]:
+    """The rows the config's dates generator yields, written once as a ``text,target`` CSV (the floor's input)."""
+    from seqbeam.configs.schema import config_from_dict
+    from seqbeam.transforms.synthetic import generate_shard, num_shards
 
-
-def _stamp(directory: str, stamp: dict, files: Sequence[str]) -> None:
-    with open(os.path.join(directory, "STAMP.json"), "w", encoding="utf-8") as f:
-        json.dump({"stamp": stamp, "files": [os.path.basename(p) for p in files]}, f)
-
-
-def synthetic_words(rng, size: int) -> list[str]:
-    """``size`` distinct pronounceable lowercase words, shortest first (they get the top ranks)."""
-    onsets = ["", "b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z",
-              "br", "ch", "dr", "gl", "pl", "sh", "st", "th", "tr"]
-    vowels = ["a", "e", "i", "o", "u", "ai", "ea", "ou"]
-    codas = ["", "", "", "n", "r", "s", "t", "l", "m", "ng", "st"]
-    words: set[str] = set()
-    while len(words) < size:
-        syllables = int(rng.integers(1, 5))
-        parts = []
-        for _ in range(syllables):
-            parts.append(onsets[rng.integers(len(onsets))] + vowels[rng.integers(len(vowels))]
-                         + codas[rng.integers(len(codas))])
-        word = "".join(parts)
-        if len(word) >= 2:
-            words.add(word)
-    return sorted(words, key=lambda w: (len(w), w))
-
-
-def write_words_corpus(directory: str, rows: int, seed: int) -> list[str]:
-    """Writes (once) the words corpus of ``rows`` rows as WORD_FILES CSV files; returns their paths."""
-    import numpy as np
-
-    stamp = {"corpus": "words", "rows": rows, "seed": seed, "files": WORD_FILES, "version": 1}
-    cached = _cached(directory, stamp)
+    generator = config_from_dict(config, source="benchmarks/preprocess.py").data.generator
+    stamp = {"corpus": "dates", "rows": generator.num_rows, "seed": generator.seed,
+             "rows_per_shard": generator.rows_per_shard, "version": 1}
+    cached = cached_files(directory, stamp)
     if cached:
         return cached
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory)
-    rng = np.random.default_rng(seed)
-    vocabulary = synthetic_words(rng, WORD_VOCABULARY_SIZE)
-    plain = np.array(vocabulary, dtype=object)
-    with_comma = np.array([w + "," for w in vocabulary], dtype=object)
-    weights = 1.0 / np.arange(1, len(vocabulary) + 1) ** ZIPF_EXPONENT
-    cumulative = np.cumsum(weights / weights.sum())
-    cumulative[-1] = 1.0
-    lo, hi = WORDS_PER_SENTENCE
-    lengths = rng.integers(lo, hi + 1, size=rows)
-    ends = np.cumsum(lengths)
-    starts = ends - lengths
-    ranks = np.searchsorted(cumulative, rng.random(int(ends[-1])), side="right")
-    comma = rng.random(int(ends[-1])) < COMMA_RATE
-    comma[ends - 1] = False  # the last word carries the sentence end instead
-    tokens = np.where(comma, with_comma[ranks], plain[ranks]).tolist()
-    closers = rng.integers(len(SENTENCE_ENDS), size=rows).tolist()
-    labels = rng.integers(NUM_LABELS, size=rows).tolist()
-
-    files = []
-    bounds = [rows * i // WORD_FILES for i in range(WORD_FILES + 1)]
-    for i in range(WORD_FILES):
-        path = os.path.join(directory, f"words-{i:05d}-of-{WORD_FILES:05d}.csv")
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(["sentence", "label"])
-            for r in range(bounds[i], bounds[i + 1]):
-                sentence = " ".join(tokens[starts[r]:ends[r]])
-                writer.writerow([sentence[0].upper() + sentence[1:] + SENTENCE_ENDS[closers[r]], labels[r]])
-        files.append(path)
-    _stamp(directory, stamp, files)
-    return files
-
-
-def write_dates_input(directory: str, rows: int, seed: int) -> list[str]:
-    """The rows the dates generator yields, written once as a ``text,target`` CSV (the floor's input)."""
-    from seqbeam.pipelines.config import GeneratorConfig
-    from seqbeam.transforms.synthetic import generate_shard
-
-    stamp = {"corpus": "dates", "rows": rows, "seed": seed, "rows_per_shard": DATES_ROWS_PER_SHARD, "version": 1}
-    cached = _cached(directory, stamp)
-    if cached:
-        return cached
-    shutil.rmtree(directory, ignore_errors=True)
-    os.makedirs(directory)
-    generator = GeneratorConfig(name="dates", num_rows=rows, seed=seed, day_first=False, noise_rate=0.1,
-                                rows_per_shard=DATES_ROWS_PER_SHARD)
     path = os.path.join(directory, "dates.csv")
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["text", "target"])
-        for shard in range(-(-rows // DATES_ROWS_PER_SHARD)):
+        for shard in range(num_shards(generator)):
             for row in generate_shard(generator, shard):
                 writer.writerow([row.text, row.target])
-    _stamp(directory, stamp, [path])
+    stamp_files(directory, stamp, [path])
     return [path]
 
 
@@ -254,7 +104,8 @@ def prepare(corpus: str, rows: int, seed: int, workdir: str, num_shards: int) ->
     inputs = os.path.join(workdir, "inputs", f"{corpus}-{rows}")
     output_dir = os.path.join(workdir, "runs", f"{corpus}-{rows}")
     if corpus == "dates":
-        files, config = write_dates_input(inputs, rows, seed), dates_config(rows, seed, output_dir)
+        config = dates_config(rows, seed, output_dir)
+        files = write_dates_input(inputs, config)
     else:
         files = write_words_corpus(inputs, rows, seed)
         config = words_config(os.path.join(inputs, "words-*.csv"), output_dir)
@@ -267,8 +118,9 @@ def prepare(corpus: str, rows: int, seed: int, workdir: str, num_shards: int) ->
 
 def measure_pipeline(config_dict: dict, beam_args: Sequence[str]) -> dict:
     """Runs the job once in this process; wall time, peak tree RSS and the row accounting."""
-    from seqbeam.pipelines.config import config_from_dict
-    from seqbeam.pipelines.preprocess import data_dir, run_config
+    from seqbeam.configs.schema import config_from_dict
+    from seqbeam.pipelines.layout import data_dir
+    from seqbeam.pipelines.preprocess import run_config
 
     config = config_from_dict(config_dict, source="benchmarks/preprocess.py")
     with TreeRssSampler() as sampler:
@@ -311,8 +163,8 @@ def measure_isolated(config_dict: dict, beam_args: Sequence[str], scratch: str, 
 
 
 def child_main(spec_path: str, result_path: str) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """The ``--child`` side of :func:`measure_isolated`: one measurement, its result as JSON."""
+    setup_logging()
     with open(spec_path, encoding="utf-8") as f:
         spec = json.load(f)
     result = measure_pipeline(spec["config"], spec["beam_args"])
@@ -397,22 +249,11 @@ def _cells(result: dict) -> list[str]:
     ]
 
 
-def text_table(results: Sequence[dict]) -> str:
-    rows = [list(COLUMNS)] + [_cells(r) for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    numeric = {1, 2, 3, 4, 5, 6}
-
-    def line(row):
-        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
-
-    return "\n".join([line(rows[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in rows[1:]])
-
-
-def markdown_table(results: Sequence[dict]) -> str:
+def results_tables(results: Sequence[dict]) -> tuple[str, str]:
+    """(fixed-width text, Markdown) tables of the results, one row per run."""
+    rows = [_cells(r) for r in results]
     align = ["---", "---:", "---:", "---:", "---:", "---:", "---:", "---"]
-    lines = ["| " + " | ".join(COLUMNS) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in results]
-    return "\n".join(lines)
+    return text_table(COLUMNS, rows, right={1, 2, 3, 4, 5, 6}), md_table(COLUMNS, rows, align)
 
 
 def rss_flatness(results: Sequence[dict]) -> list[dict]:
@@ -482,89 +323,75 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def beam_args_for(args: argparse.Namespace) -> list[str]:
+    """The Beam flags of every run: the running mode, its workers, then the flags given after ``--``."""
     beam_args = list(MODES[args.mode])
     if args.mode == "multi_processing":
         beam_args.append(f"--direct_num_workers={args.workers}")
     return beam_args + list(args.beam_args)
 
 
+def measure(corpus: str, rows: int, args: argparse.Namespace, beam_args: Sequence[str], workdir: str) -> dict:
+    """One row of figures: the job on ``rows`` rows of ``corpus``, then the floor on the same bytes."""
+    scratch = os.path.join(workdir, "scratch")
+    os.makedirs(scratch, exist_ok=True)
+    started = time.perf_counter()
+    input_files, config = prepare(corpus, rows, args.seed, workdir, args.num_shards)
+    prep_s = time.perf_counter() - started
+    if args.isolate:
+        run = measure_isolated(config, beam_args, scratch, args.timeout)
+    else:
+        run = measure_pipeline(config, beam_args)
+    try:
+        floor = measure_floor(input_files, run.pop("data_dir"), scratch)
+    finally:
+        shutil.rmtree(config["output_dir"], ignore_errors=True)
+    if run["rows_out"]["in"] != rows:
+        raise RuntimeError(f"{corpus}: the job read {run['rows_out']['in']} rows, expected {rows}")
+    return {"corpus": corpus, "rows": rows, **run, **floor, "rows_per_s": rows / run["seconds"],
+            "ratio": run["seconds"] / floor["floor_s"], "input_prep_s": prep_s, "mode": args.mode,
+            "beam_args": list(beam_args)}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Measures every corpus at every row count, then prints the tables and the targets."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--child"]:
         return child_main(argv[1], argv[2])
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     beam_args = beam_args_for(args)
-    temporary = args.workdir is None
-    workdir = tempfile.mkdtemp(prefix="seqbeam-bench-") if temporary else os.path.abspath(args.workdir)
-    os.makedirs(workdir, exist_ok=True)
-    scratch = os.path.join(workdir, "scratch")
-    os.makedirs(scratch, exist_ok=True)
-
-    import apache_beam
-    import psutil
-
-    print(f"seqbeam preprocess benchmark: corpora {', '.join(args.corpus)}; rows {', '.join(map(str, args.rows))}")
-    print(f"beam {apache_beam.__version__}, python {platform.python_version()}, {psutil.cpu_count()} CPUs, "
-          f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM; beam args: {' '.join(beam_args)}; "
-          f"{'fresh process per run' if args.isolate else 'all runs in this process'}; workdir {workdir}")
+    env = environment("apache_beam")
     results = []
     started_all = time.perf_counter()
-    try:
-        for corpus in args.corpus:
-            for rows in args.rows:
-                prep_started = time.perf_counter()
-                input_files, config_dict = prepare(corpus, rows, args.seed, workdir, args.num_shards)
-                prep_s = time.perf_counter() - prep_started
-                if args.isolate:
-                    run = measure_isolated(config_dict, beam_args, scratch, args.timeout)
-                else:
-                    run = measure_pipeline(config_dict, beam_args)
-                try:
-                    floor = measure_floor(input_files, run["data_dir"], scratch)
-                finally:
-                    shutil.rmtree(config_dict["output_dir"], ignore_errors=True)
-                if run["rows_out"]["in"] != rows:
-                    raise RuntimeError(f"{corpus}: the job read {run['rows_out']['in']} rows, expected {rows}")
-                result = {"corpus": corpus, "rows": rows, **run, **floor,
-                          "rows_per_s": rows / run["seconds"], "ratio": run["seconds"] / floor["floor_s"],
-                          "input_prep_s": prep_s, "mode": args.mode, "beam_args": beam_args}
-                del result["data_dir"]
-                results.append(result)
-                print(f"  {corpus:5s} {rows:>10,} rows: {result['seconds']:7.1f} s, {result['rows_per_s']:>9,.0f} rows/s, "
-                      f"peak RSS {result['peak_rss_mib']:>7,.0f} MiB ({result['max_processes']} processes), "
-                      f"floor {result['floor_s']:.3f} s, ratio {result['ratio']:.1f}  [{_checks(result)}]",
-                      flush=True)
-    finally:
-        if temporary:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
-            shutil.rmtree(os.path.join(workdir, "runs"), ignore_errors=True)
+    with work_dir(args.workdir, "seqbeam-bench-") as workdir:
+        print(f"seqbeam preprocess benchmark: corpora {', '.join(args.corpus)}; rows {', '.join(map(str, args.rows))}")
+        print(f"{environment_line(env)}; beam args: {' '.join(beam_args)}; "
+              f"{'fresh process per run' if args.isolate else 'all runs in this process'}; workdir {workdir}")
+        try:
+            for corpus in args.corpus:
+                for rows in args.rows:
+                    result = measure(corpus, rows, args, beam_args, workdir)
+                    results.append(result)
+                    print(f"  {corpus:5s} {rows:>10,} rows: {result['seconds']:7.1f} s, "
+                          f"{result['rows_per_s']:>9,.0f} rows/s, peak RSS {result['peak_rss_mib']:>7,.0f} MiB "
+                          f"({result['max_processes']} processes), floor {result['floor_s']:.3f} s, "
+                          f"ratio {result['ratio']:.1f}  [{_checks(result)}]", flush=True)
+        finally:  # a given work dir keeps only the generated inputs
+            for name in ("scratch", "runs"):
+                shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
 
     flatness = rss_flatness(results)
-    summary = summary_lines(results, flatness)
-    print()
-    print(text_table(results))
-    print()
-    print("\n".join(summary))
-    print()
-    print(markdown_table(results))
+    text, markdown = results_tables(results)
+    print(f"\n{text}\n\n" + "\n".join(summary_lines(results, flatness)) + f"\n\n{markdown}")
     print(f"\n(benchmark wall time {time.perf_counter() - started_all:.0f} s)")
     if args.json:
-        payload: dict[str, Any] = {
+        save_json(args.json, {
             "results": results,
             "rss_flatness": flatness,
             "targets": {"rows_per_s": TARGET_ROWS_PER_S, "rows_per_s_at": TARGET_ROWS_PER_S_AT,
                         "ratio": TARGET_RATIO, "rss_growth": TARGET_RSS_GROWTH},
-            "environment": {"beam": apache_beam.__version__, "python": platform.python_version(),
-                            "cpus": psutil.cpu_count(), "ram_gib": psutil.virtual_memory().total / 2**30,
-                            "platform": platform.platform(), "isolated": args.isolate, "beam_args": beam_args},
-        }
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=2)
-        print(f"results written to {args.json}")
+            "environment": {**env, "isolated": args.isolate, "beam_args": beam_args},
+        })
     return 0
 
 

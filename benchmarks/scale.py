@@ -1,11 +1,11 @@
 """Scale-out benchmark: worker shares on one big file, vocabulary memory, throughput per runner mode.
 
     python benchmarks/scale.py [--rows 1000000] [--memory-rows 1000000 10000000]
-                               [--sections shares memory throughput] [--workdir DIR]
+                               [--sections shares memory throughput] [--train-rows 20000] [--workdir DIR]
 
 1. **shares**: one CSV file of ``--rows`` rows of the Zipf words corpus of
-   benchmarks/preprocess.py; ``seqbeam preprocess`` and ``seqbeam infer`` (a model trained
-   first on 20,000 other rows) on ``--direct_running_mode=multi_processing`` with 2 and 4
+   benchmarks/common.py; ``seqbeam preprocess`` and ``seqbeam infer`` (a model trained
+   first on 20,000 other rows, ``--train-rows``) on ``--direct_running_mode=multi_processing`` with 2 and 4
    workers. The share of the rows each worker process handled comes from the jobs'
    progress lines, which name their worker (vocabulary pass, encoding pass, model calls).
    Target: every worker >= 15 % at 4 workers.
@@ -29,14 +29,15 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import subprocess
 import sys
 import tempfile
 from typing import Optional, Sequence
 
-from load import MIB, PROGRESS_EVERY, ProgressWatch, seqbeam, write_config
-from preprocess import words_config, write_words_corpus
-from reporting import md_table
+from common import (
+    PROGRESS_EVERY, ProgressWatch, multi_processing, seqbeam_command, train_model, words_config, write_config,
+    write_words_corpus,
+)
+from reporting import MIB, mark, md_table
 
 TRAIN_ROWS = 20_000
 TARGET_MIN_SHARE = 0.15  # at 4 workers
@@ -48,7 +49,7 @@ TARGET_MULTI_VS_IN_PROCESS = 0.9
 
 
 def one_file_corpus(workdir: str, rows: int, seed: int, long_tail: bool = False) -> str:
-    """The words corpus of benchmarks/preprocess.py as ONE csv file (optionally with unique tokens added)."""
+    """The words corpus of benchmarks/common.py as ONE csv file (optionally with unique tokens added)."""
     name = f"{'longtail' if long_tail else 'zipf'}-{rows}-{seed}.csv"
     path = os.path.join(workdir, name)
     if os.path.exists(path):
@@ -72,6 +73,7 @@ def one_file_corpus(workdir: str, rows: int, seed: int, long_tail: bool = False)
 
 
 def job_config(corpus: str, output_dir: str, **preprocess) -> dict:
+    """The words config on ``corpus``, one file per bundle, with ``preprocess`` settings on top."""
     config = words_config(corpus, output_dir)
     config["preprocess"].update({"num_shards": 0, **preprocess})
     return config
@@ -79,41 +81,35 @@ def job_config(corpus: str, output_dir: str, **preprocess) -> dict:
 
 def run_watched(label: str, job: str, config: dict, workdir: str, rows: int, beam_args: Sequence[str] = (),
                 progress_every: int = PROGRESS_EVERY, env: Optional[dict] = None) -> tuple:
+    """Runs ``seqbeam <job>`` on ``config`` under a :class:`ProgressWatch`; (its result, the watch)."""
     path = write_config(config, os.path.join(workdir, f"{label.replace(' ', '-')}.yaml"))
-    watch = ProgressWatch(label, seqbeam(job, "--config", path, *beam_args), rows,
+    watch = ProgressWatch(label, seqbeam_command(job, "--config", path, *beam_args), rows,
                           os.path.join(workdir, f"{label.replace(' ', '-')}.log"), job=job,
                           progress_every=progress_every, env=env)
     return watch.run(), watch
 
 
-def multi(workers: int) -> list[str]:
-    return ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
-
-
 def shares(by_pid: dict[str, int]) -> list[float]:
+    """Each worker's share of the rows, largest first."""
     total = sum(by_pid.values()) or 1
     return sorted((n / total for n in by_pid.values()), reverse=True)
 
 
-def section_shares(workdir: str, rows: int) -> str:
+def section_shares(workdir: str, rows: int, train_rows: int = TRAIN_ROWS) -> str:
+    """Section 1: the share of the rows each worker handled, per pass, at 2 and 4 workers."""
     corpus = one_file_corpus(workdir, rows, seed=2)
-    train = job_config(one_file_corpus(workdir, TRAIN_ROWS, seed=1), os.path.join(workdir, "train"))
+    train = job_config(one_file_corpus(workdir, train_rows, seed=1), os.path.join(workdir, "train"))
     train["train"] = {"model": {"family": "emojifier_v1", "embedding_dim": 32}, "epochs": 1, "batch_size": 256,
                       "early_stopping_patience": 0}
-    train_path = write_config(train, os.path.join(workdir, "train.yaml"))
-    print(f"training the served model on {TRAIN_ROWS:,} rows", flush=True)
-    for job in ("preprocess", "train"):
-        subprocess.run(seqbeam(job, "--config", train_path), check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    model_root = os.path.join(workdir, "train", "words", "model")
-    model = os.path.join(model_root, max(v for v in os.listdir(model_root) if v.isdigit()))
+    print(f"training the served model on {train_rows:,} rows", flush=True)
+    model = train_model(train, os.path.join(workdir, "train.yaml"))
     table_rows = []
     for workers in (2, 4):
         config = job_config(corpus, os.path.join(workdir, f"shares-{workers}"))
         config["infer"] = {"input": config["data"], "model_path": model, "max_batch_size": 512, "num_shards": 0}
         for job, passes in (("preprocess", ("vocabulary", "preprocess")), ("infer", ("infer",))):
             # A progress line per batch: each worker's last line is its exact row count.
-            result, watch = run_watched(f"{workers}w {job}", job, config, workdir, rows, multi(workers),
+            result, watch = run_watched(f"{workers}w {job}", job, config, workdir, rows, multi_processing(workers),
                                         progress_every=1)
             for name in passes:
                 got = shares(watch.rows_by_pid(name))
@@ -128,6 +124,7 @@ def section_shares(workdir: str, rows: int) -> str:
 
 
 def section_memory(workdir: str, sizes: Sequence[int]) -> str:
+    """Section 2: peak RSS of preprocessing per corpus, vocabulary mode and size."""
     peaks: dict[tuple, float] = {}
     table_rows = []
     for size in sizes:
@@ -161,8 +158,9 @@ def section_memory(workdir: str, sizes: Sequence[int]) -> str:
 
 
 def section_throughput(workdir: str, rows: int, repeats: int, baseline: str = "") -> str:
+    """Section 3: preprocessing rows/s per runner mode, alternating runs."""
     corpus = one_file_corpus(workdir, rows, seed=4)
-    modes = [("in-process", [], None), ("multi_processing, 2 workers", multi(2), None)]
+    modes = [("in-process", [], None), ("multi_processing, 2 workers", multi_processing(2), None)]
     if baseline:  # the same job from another checkout (e.g. the previous main), in-process
         modes.insert(0, ("baseline in-process", [], {"PYTHONPATH": baseline}))
     runs: dict[str, list[float]] = {mode: [] for mode, _, _ in modes}
@@ -174,12 +172,13 @@ def section_throughput(workdir: str, rows: int, repeats: int, baseline: str = ""
             runs[mode].append(result["rows_per_s"])
     best = {mode: max(values) for mode, values in runs.items()}
     ratio = best["multi_processing, 2 workers"] / best["in-process"]
-    table_rows = [[mode, " / ".join(f"{v:,.0f}" for v in values), f"{best[mode]:,.0f}"] for mode, values in runs.items()]
+    table_rows = [[mode, " / ".join(f"{v:,.0f}" for v in values), f"{best[mode]:,.0f}"]
+                  for mode, values in runs.items()]
     return (f"3. seqbeam preprocess throughput, {rows:,} Zipf word rows in one file\n\n"
             + md_table(["runner", "rows/s per run", "best"], table_rows, ["---", "---:", "---:"])
-            + f"\n\nin-process >= {TARGET_ROWS_PER_S:,} rows/s: {'ok' if best['in-process'] >= TARGET_ROWS_PER_S else 'MISS'};"
+            + f"\n\nin-process >= {TARGET_ROWS_PER_S:,} rows/s: {mark(best['in-process'], TARGET_ROWS_PER_S)};"
             f" multi_processing / in-process: {ratio:.2f} "
-            f"({'ok' if ratio >= TARGET_MULTI_VS_IN_PROCESS else 'MISS'}, target >= {TARGET_MULTI_VS_IN_PROCESS})")
+            f"({mark(ratio, TARGET_MULTI_VS_IN_PROCESS)}, target >= {TARGET_MULTI_VS_IN_PROCESS})")
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -190,6 +189,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="corpus sizes of the memory runs")
     parser.add_argument("--sections", nargs="+", choices=("shares", "memory", "throughput"),
                         default=["shares", "memory", "throughput"])
+    parser.add_argument("--train-rows", type=int, default=TRAIN_ROWS,
+                        help="rows the model of the shares section is trained on (default %(default)s)")
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs per mode (throughput)")
     parser.add_argument("--workdir", default="", help="keep corpora and outputs here (default: a temp folder)")
     parser.add_argument("--baseline", default="",
@@ -205,7 +206,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.makedirs(workdir, exist_ok=True)
     reports = []
     if "shares" in args.sections:
-        reports.append(section_shares(workdir, args.rows))
+        reports.append(section_shares(workdir, args.rows, args.train_rows))
     if "memory" in args.sections:
         reports.append(section_memory(workdir, args.memory_rows))
     if "throughput" in args.sections:

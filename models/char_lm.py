@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from seqbeam.transforms.vocabulary import END_ID, PAD_ID, START_ID
+from seqbeam.text.vocabulary import END_ID, PAD_ID, START_ID
 
 
 def build_char_lm(*, vocab_size: int, max_length: int, embedding_dim: int = 32, units: int = 128,

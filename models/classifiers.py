@@ -32,7 +32,7 @@ from typing import Optional
 import keras
 from keras import ops
 
-from seqbeam.transforms.vocabulary import PAD_ID
+from seqbeam.text.vocabulary import PAD_ID
 
 TOKENS = "tokens"
 _CELLS = ("gru", "lstm")

@@ -27,7 +27,7 @@ import numbers
 import keras
 import tensorflow as tf
 
-from seqbeam.transforms.vocabulary import END_ID, PAD_ID, START_ID
+from seqbeam.text.vocabulary import END_ID, PAD_ID, START_ID
 
 
 class Seq2SeqDecoder(tf.Module):

@@ -9,7 +9,7 @@ compressions Beam knows are decompressed on the fly, in bounded memory) and only
 lines of vocabulary words have their numbers parsed; nothing else is kept.
 
 Row ``i`` of the resulting matrix is the vector of ``tokens[i]``, so the matrix lines up
-with a :class:`~seqbeam.transforms.vocabulary.Vocabulary` (``vocab.tokens``). The
+with a :class:`~seqbeam.text.vocabulary.Vocabulary` (``vocab.tokens``). The
 ``<pad>`` row is zeros (``mask_zero`` embeddings ignore it anyway); the other reserved
 tokens and the tokens missing from the file get random rows, deterministic from a seed.
 """
@@ -27,7 +27,7 @@ import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from seqbeam.transforms.vocabulary import PAD, RESERVED_TOKENS
+from seqbeam.text.vocabulary import PAD, RESERVED_TOKENS
 
 logger = logging.getLogger(__name__)
 

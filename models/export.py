@@ -41,11 +41,11 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer's ops for the export)
 from apache_beam.io.filesystems import FileSystems
 
-from seqbeam.pipelines.config import Config
-from seqbeam.transforms.encode import TokenIds, pad_to_longest
-from seqbeam.transforms.sinks import delete_paths, path_exists
-from seqbeam.transforms.tokenizer import TextTokenizer
-from seqbeam.transforms.vocabulary import Vocabulary
+from seqbeam.configs.schema import Config
+from seqbeam.storage import delete_paths, path_exists
+from seqbeam.text.encoding import TokenIds, pad_to_longest
+from seqbeam.text.tokenizer import TextTokenizer
+from seqbeam.text.vocabulary import Vocabulary
 
 _LOG = logging.getLogger(__name__)
 _TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
@@ -219,13 +219,13 @@ def _signatures(module: tf.Module) -> dict:
 
 
 def export_model(config: Config, model: keras.Model, metadata: dict, data_dir: str, metrics: dict,
-                 model_root: str = "") -> str:
+                 model_root: str) -> str:
     """Writes ``<model_root>/<version>/`` (SavedModel, assets, model_card.json last); returns its path.
 
-    ``model_root`` defaults to ``<task>/model``; the version is the export time in seconds
-    (the next free second if that version exists). A failed export removes what it wrote.
+    The version is the export time in seconds (the next free second if that version
+    exists). A failed export removes what it wrote.
     """
-    root = model_root or posixpath.join(config.task_dir, "model")
+    root = model_root
     module = build_serving_module(config, model, metadata, data_dir)
     card = model_card(config, metadata, metrics, sorted(_signatures(module)))
     version = _free_version(root, int(time.time()))

@@ -110,35 +110,72 @@ def _unreduced_loss(model: keras.Model) -> keras.losses.Loss:
         if loss.reduction not in _REDUCTIONS:
             raise ValueError(f"the compiled loss must reduce with one of {_REDUCTIONS}: the global batch average "
                              f"is computed here; got reduction={loss.reduction!r}")
-        unreduced = copy.copy(loss)  # a shallow copy shares no state that the reduction touches
+        # A copy with the public ``reduction`` attribute changed: rebuilding it from
+        # get_config() would lose its dtype (Loss.get_config leaves it out).
+        unreduced = copy.copy(loss)
         unreduced.reduction = None
         return unreduced
     return _FunctionLoss(loss)
 
 
 class _FunctionLoss(keras.losses.Loss):
-    """A loss given to ``compile`` as a name or function, without reduction."""
+    """A loss given to ``compile`` as a name or function, as a ``keras.losses.Loss`` without reduction.
+
+    As ``compile`` does for a loss function, ``y_true`` and ``y_pred`` whose ranks differ by
+    one trailing axis of size 1 are aligned first (e.g. labels ``[batch]``, outputs ``[batch, 1]``).
+    """
 
     def __init__(self, fn: Callable):
         super().__init__(name=getattr(fn, "__name__", "loss"), reduction=None)
         self._fn = fn
 
     def call(self, y_true, y_pred):
+        y_true, y_pred = _aligned(y_true, y_pred)
+        y_pred, y_true = _aligned(y_pred, y_true)
         return self._fn(y_true, y_pred)
 
 
+def _aligned(a, b) -> tuple:
+    """(a, b) with the trailing size-1 axis that ``b`` has beyond ``a``'s rank matched: ``a``
+    expanded when it is a vector, ``b`` squeezed otherwise."""
+    if len(b.shape) == len(a.shape) + 1 and b.shape[-1] == 1:
+        if len(a.shape) == 1:
+            return keras.ops.expand_dims(a, -1), b
+        return a, keras.ops.squeeze(b, -1)
+    return a, b
+
+
+class _OutputMask(keras.layers.Layer):
+    """The Keras mask that travels with a tensor (None without one), read as a layer reads it.
+
+    Keras passes the mask of a layer's input to the ``mask`` argument of its ``call``: the
+    public way to see the mask of a model's output (e.g. from ``Embedding(mask_zero=True)``),
+    which the compiled loss applies. The layer has no weights and attaches no mask itself.
+    """
+
+    def __init__(self):
+        super().__init__(name="output_mask", autocast=False)
+        self.supports_masking = True  # it consumes the mask: no "destroys the mask" warning
+
+    def call(self, inputs, mask=None):
+        return mask
+
+    def compute_mask(self, inputs, previous_mask=None):
+        return None
+
+
 def _global_average_loss(loss_fn: keras.losses.Loss, model: keras.Model, y, y_pred, sample_weight,
-                         global_batch_size: Optional[int]) -> tf.Tensor:
+                         global_batch_size: Optional[int], mask: Optional[tf.Tensor]) -> tf.Tensor:
     """This replica's share of the global batch's loss (call in replica context).
 
-    Summed over the replicas (the optimizer all-reduces gradients with SUM), the shares give
-    the loss of the whole global batch, regularization losses included once.
+    ``mask`` is the Keras mask of ``y_pred`` (see :class:`_OutputMask`), or None. Summed over
+    the replicas (the optimizer all-reduces gradients with SUM), the shares give the loss of
+    the whole global batch, regularization losses included once.
     """
     values = loss_fn(y, y_pred, sample_weight=sample_weight)  # [batch, ...], weights and mask applied
     values = tf.cast(values, tf.float32)
     if values.shape.rank == 0:
         raise ValueError("the compiled loss returned a scalar with reduction=None; per-example values are needed")
-    mask = getattr(y_pred, "_keras_mask", None)  # where the TensorFlow backend keeps a tensor's Keras mask
     if mask is None:
         # "sum_over_batch_size" divides by every element: per example, the mean over its positions.
         per_example = tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
@@ -227,6 +264,7 @@ class _TrainingSteps:
         self._global_batch_size = global_batch_size
         self._step = step
         self._loss_fn = _unreduced_loss(model)
+        self._output_mask = _OutputMask()
         self._metrics = _CompiledMetrics(model, strategy)
         self._distributed_step = tf.function(self._distributed_step_fn)
 
@@ -235,7 +273,8 @@ class _TrainingSteps:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
         with tf.GradientTape() as tape:
             y_pred = model(x, training=True)
-            loss = _global_average_loss(self._loss_fn, model, y, y_pred, sample_weight, self._global_batch_size)
+            loss = _global_average_loss(self._loss_fn, model, y, y_pred, sample_weight, self._global_batch_size,
+                                        self._output_mask(y_pred))
             scaled = model.optimizer.scale_loss(loss)  # the loss scale of mixed precision, if any
         gradients = tape.gradient(scaled, model.trainable_variables)
         model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))  # all-reduces (SUM) first
@@ -268,6 +307,7 @@ class _EvaluationPass:
         self._model = model
         self._strategy = strategy
         self._loss_fn = _unreduced_loss(model)
+        self._output_mask = _OutputMask()
         self._metrics = _CompiledMetrics(model, strategy)
         # One trace for full, partial and empty batches (a plain dataset's batches have static shapes).
         self._distributed_step = tf.function(self._distributed_step_fn, reduce_retracing=True)
@@ -280,7 +320,7 @@ class _EvaluationPass:
         if values.shape.rank == 0:
             raise ValueError("the compiled loss returned a scalar with reduction=None; per-example values are needed")
         examples = tf.cast(tf.shape(values)[0], tf.float32)
-        mask = getattr(y_pred, "_keras_mask", None)
+        mask = self._output_mask(y_pred)
         if mask is None:  # "sum_over_batch_size": per example, the mean over its positions
             numerator = tf.reduce_sum(tf.reduce_mean(values, axis=list(range(1, values.shape.rank))))
             denominator = examples

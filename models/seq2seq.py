@@ -45,7 +45,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from seqbeam.transforms.vocabulary import PAD_ID, RESERVED_TOKENS
+from seqbeam.text.vocabulary import PAD_ID, RESERVED_TOKENS
 
 SOURCE = "source"
 TARGET_IN = "target_in"

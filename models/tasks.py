@@ -13,7 +13,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
-from seqbeam.pipelines.config import Config
+from seqbeam.configs.schema import Config
 
 _LOG = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def _pretrained_embedding(config: Config, data_dir: str, metadata: dict):
     if not model_config.pretrained_vectors:
         return None
     from seqbeam.models.embeddings import load_pretrained_vectors, pretrained_embedding
-    from seqbeam.transforms.vocabulary import Vocabulary
+    from seqbeam.text.vocabulary import Vocabulary
 
     vocabulary = Vocabulary.load(posixpath.join(data_dir, metadata["vocab_files"]["tokens"]))
     vectors = load_pretrained_vectors(model_config.pretrained_vectors, vocabulary.tokens,

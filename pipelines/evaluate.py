@@ -29,11 +29,11 @@ from typing import Any, Iterator, Optional, Sequence
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from seqbeam.pipelines.cli import job_parser
-from seqbeam.pipelines.config import Config, DataConfig, join_path, load_config
-from seqbeam.pipelines.infer import TrainingNames, plan_serving, predictions_dir, summary_path
-from seqbeam.pipelines.preprocess import ReadValidBatches
-from seqbeam.pipelines.runners import pipeline_options
+from seqbeam.configs.schema import Config, DataConfig, load_config
+from seqbeam.pipelines import layout
+from seqbeam.pipelines.options import job_parser, pipeline_options
+from seqbeam.pipelines.serving import plan_serving
+from seqbeam.storage import delete_paths, join_path, read_json, write_json
 from seqbeam.transforms.metrics import (
     ClassificationMetrics,
     DateMetrics,
@@ -41,28 +41,13 @@ from seqbeam.transforms.metrics import (
     TranslationMetrics,
     length_summary,
 )
-from seqbeam.transforms.sinks import delete_paths, read_json, write_json
+from seqbeam.transforms.rows import ReadValidBatches, TrainingNames
 from seqbeam.transforms.synthetic import generate_examples, num_shards
 from seqbeam.transforms.validate import assign_split
 
 _LOG = logging.getLogger(__name__)
 ALL = "all"
 COUNTS = "counts"
-
-
-def eval_dir(config: Config) -> str:
-    """Folder of the evaluation outputs."""
-    return join_path(config.task_dir, "eval")
-
-
-def metrics_path(config: Config) -> str:
-    """The evaluation's metrics, written last: its presence marks a finished evaluation."""
-    return join_path(eval_dir(config), "metrics.json")
-
-
-def attention_path(config: Config) -> str:
-    """Attention weights of a few decoded inputs (seq2seq models with attention)."""
-    return join_path(eval_dir(config), "attention.json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,7 +186,7 @@ class ReadPredictions(beam.PTransform):
 
     def __init__(self, config: Config):
         super().__init__()
-        self._pattern = join_path(predictions_dir(config), "*.parquet")
+        self._pattern = join_path(layout.predictions_dir(config), "*.parquet")
 
     def expand(self, pbegin):
         return pbegin | "ReadParquet" >> beam.io.ReadFromParquetBatched(self._pattern)
@@ -271,7 +256,7 @@ def assemble_metrics(_, config: Config, reference: Reference, splits: dict, coun
         "kind": config.output_kind,
         "config_hash": config.stage_hash("evaluate"),
         "reference": reference.description,
-        "predictions": predictions_dir(config),
+        "predictions": layout.predictions_dir(config),
         "rows": {"predictions": with_reference + without, "with_reference": with_reference,
                  "without_reference": without, "reference_not_predicted": counts.get("reference_not_predicted", 0)},
         "splits": {name: splits[name] for name in (ALL, "test") if name in splits},
@@ -295,7 +280,7 @@ def build_pipeline(p: beam.Pipeline, config: Config) -> None:
         p
         | "Once" >> beam.Create([None])
         | "Assemble" >> beam.Map(assemble_metrics, config, reference, **side)
-        | "WriteMetrics" >> beam.Map(write_json, metrics_path(config))
+        | "WriteMetrics" >> beam.Map(write_json, layout.metrics_path(config))
     )
 
 
@@ -340,7 +325,7 @@ def attention_examples(config: Config, model_path: str) -> list[dict]:
 def _first_predictions(config: Config, column: str, limit: int) -> list[str]:
     import pyarrow.parquet as pq
 
-    matches = FileSystems.match([join_path(predictions_dir(config), "*.parquet")])[0].metadata_list
+    matches = FileSystems.match([join_path(layout.predictions_dir(config), "*.parquet")])[0].metadata_list
     texts: list[str] = []
     for metadata in sorted(matches, key=lambda m: m.path):
         with FileSystems.open(metadata.path) as f:
@@ -352,14 +337,14 @@ def _first_predictions(config: Config, column: str, limit: int) -> list[str]:
 
 def clear_outputs(config: Config) -> None:
     """Deletes a previous evaluation's outputs (a rerun replaces them)."""
-    delete_paths([eval_dir(config)])
+    delete_paths([layout.eval_dir(config)])
 
 
 def run_config(config: Config, beam_args: Sequence[str] = (), save_main_session: bool = True) -> dict:
     """Evaluates the inference job's predictions; returns the metrics (also in ``metrics.json``)."""
-    if not FileSystems.exists(summary_path(config)):
+    if not FileSystems.exists(layout.infer_summary_path(config)):
         raise FileNotFoundError(f"no finished inference run under {config.task_dir}: run `seqbeam infer` first "
-                                f"({summary_path(config)} is missing)")
+                                f"({layout.infer_summary_path(config)} is missing)")
     started = time.monotonic()
     _LOG.info("evaluate %s: reference %s", config.task.name, reference_of(config).description)
     pipeline = beam.Pipeline(options=pipeline_options(beam_args, save_main_session))
@@ -368,8 +353,8 @@ def run_config(config: Config, beam_args: Sequence[str] = (), save_main_session:
     pipeline.run().wait_until_finish()
     examples = attention_examples(config, plan_serving(config).model_path)
     if examples:
-        write_json({"examples": len(examples), "items": examples}, attention_path(config))
-    metrics = read_json(metrics_path(config))
+        write_json({"examples": len(examples), "items": examples}, layout.attention_path(config))
+    metrics = read_json(layout.metrics_path(config))
     _LOG.info("evaluate %s done in %.1fs: %s", config.task.name, time.monotonic() - started,
               json.dumps(headline(metrics)))
     return metrics

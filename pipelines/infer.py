@@ -38,148 +38,35 @@ from typing import Iterable, Optional, Sequence
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-from seqbeam.pipelines.cli import job_parser
-from seqbeam.pipelines.config import Config, DataConfig, join_path, load_config
-from seqbeam.pipelines.preprocess import ReadRows, ReadValidBatches
-from seqbeam.pipelines.runners import pipeline_options
-from seqbeam.transforms.inference import (
-    LengthBucketBatches,
-    Prompt,
-    SavedModelHandler,
-    read_model_card,
-    resolve_model_path,
-)
+from seqbeam.configs.schema import Config, load_config
+from seqbeam.pipelines import layout
+from seqbeam.pipelines.options import job_parser, pipeline_options
+from seqbeam.pipelines.serving import ServingPlan, input_data, input_key, plan_serving
+from seqbeam.storage import delete_paths, join_path, read_json, write_json
+from seqbeam.transforms.inference import LengthBucketBatches, Prompt, SavedModelHandler
 from seqbeam.transforms.postprocess import (
-    REJECTED_SCHEMA,
     STAGE_POSTPROCESS,
-    DateOutputs,
-    EmojiOutputs,
-    NameOutputs,
-    OutputFormat,
     PostprocessBatches,
-    ReberOutputs,
-    TranslationOutputs,
     failed_inference_rejections,
-    name_key,
-    rejected_row,
     result_inputs,
-    split_sentences,
 )
 from seqbeam.transforms.progress import LogProgress
-from seqbeam.transforms.records import REJECTED, STAGE_READ, STAGE_VALIDATE, STATS, Row, rejection
+from seqbeam.transforms.records import REJECTED, STAGE_READ, STATS
 from seqbeam.transforms.retry import RetryRowByRow, single_rows
+from seqbeam.transforms.rows import ReadRows, TrainingNames
 from seqbeam.transforms.sinks import (
     CountRejections,
     FirstErrors,
     SumCounts,
+    WriteRejected,
     check_failure_rate,
-    delete_paths,
     failure_report,
-    read_json,
     rejections_by_stage,
-    write_json,
 )
+from seqbeam.transforms.validate import KeyExamples
 
 _LOG = logging.getLogger(__name__)
 _NAMESPACE = "infer"
-_REJECTED_TABLE_BYTES = 1 << 20
-
-
-def predictions_dir(config: Config) -> str:
-    """Folder of the prediction Parquet files."""
-    return join_path(config.task_dir, "predictions")
-
-
-def rejected_dir(config: Config) -> str:
-    """Folder of the rejected-rows Parquet files of the inference job."""
-    return join_path(config.task_dir, "rejected")
-
-
-def summary_path(config: Config) -> str:
-    """The job's counts, written last: its presence marks a finished run."""
-    return join_path(config.task_dir, "infer_summary.json")
-
-
-def input_key(config: Config) -> str:
-    """The config section the annotated corpus comes from, named in the reader's errors."""
-    return "infer.input" if config.infer.input is not None else "data"
-
-
-def input_data(config: Config) -> DataConfig:
-    """The corpus to annotate: ``infer.input`` or ``data``, reduced to its text and id columns."""
-    data = config.infer.input or config.data
-    if data.format == "aligned":
-        return DataConfig(format="text", path=data.path)
-    if data.format == "anki":
-        return DataConfig(format="tsv", path=data.path, header=False, text_column=0, quoting="none")
-    return dataclasses.replace(data, target_column=None, label_column=None)
-
-
-@dataclasses.dataclass(frozen=True)
-class ServingPlan:
-    """Which model the job serves, through which signature, and how its outputs become rows."""
-
-    model_path: str
-    signature: str
-    output_format: OutputFormat
-
-
-def plan_serving(config: Config) -> ServingPlan:
-    """Resolves the model and checks it serves this task; fails at once naming the path."""
-    model_path = resolve_model_path(config.infer.model_path, join_path(config.task_dir, "model"))
-    card = read_model_card(model_path)
-    if card.get("task") != config.task.name:
-        raise ValueError(f"infer.model_path: {model_path} was exported for task {card.get('task')!r}, "
-                         f"not {config.task.name!r}")
-    infer = config.infer
-    lengths = card["max_lengths"]
-    max_tokens = lengths.get("tokens", lengths.get("source", 0))
-    common = dict(max_tokens=max_tokens, overflow=infer.overflow, min_confidence=infer.min_confidence)
-    kind = config.output_kind
-    signature = "serving_default"
-    if kind == "emoji":
-        output_format = EmojiOutputs(**common, threshold=infer.emoji_threshold)
-    elif kind == "grammar":
-        output_format = ReberOutputs(**common)
-    elif kind == "names":
-        output_format, signature = NameOutputs(**common), "sample"
-    else:
-        word_level = config.preprocess.tokenizer.level == "word"
-        output_format = TranslationOutputs(**common, word_level=word_level) if kind == "translation" else DateOutputs(
-            **common)
-        signature = {"model": "serving_default", "greedy": "greedy", "beam": "beam_search"}[infer.decode]
-    return ServingPlan(model_path, signature, output_format)
-
-
-class KeyExamples(beam.DoFn):
-    """Lists of Rows -> lists of ``(id, example)`` the model can take; rejected: what it cannot.
-
-    An example is the row's text, or (emoji tagging) the text cut into sentences. Empty
-    texts and texts over ``infer.max_chars`` characters are rejected here, with the reason.
-    Tagged output ``stats``: ``{"read": rows}`` per list, the rows that came through reading.
-    """
-
-    def __init__(self, max_chars: int, sentences: bool):
-        self._max_chars = max_chars
-        self._sentences = sentences
-        self._rows_in = beam.metrics.Metrics.counter(_NAMESPACE, "rows_in")
-
-    def process(self, rows: list[Row]):
-        self._rows_in.inc(len(rows))
-        keyed = []
-        for row in rows:
-            text = row.text
-            if not text.strip():
-                yield beam.pvalue.TaggedOutput(REJECTED, rejection(row.id, text, STAGE_VALIDATE, "empty_text"))
-            elif len(text) > self._max_chars:
-                yield beam.pvalue.TaggedOutput(REJECTED, rejection(
-                    row.id, text, STAGE_VALIDATE, "too_long",
-                    f"{len(text)} characters > infer.max_chars {self._max_chars}"))
-            else:
-                keyed.append((row.id, split_sentences(text) if self._sentences else text))
-        if keyed:
-            yield keyed
-        yield beam.pvalue.TaggedOutput(STATS, {"read": len(rows)})
 
 
 def sample_prompts(batch_index: int, batch_size: int, num_samples: int) -> list[tuple[str, Prompt]]:
@@ -242,23 +129,6 @@ class Annotate(beam.PTransform):
         return {"tables": post.tables, "rejected": rejected, "stats": post[STATS]}
 
 
-class TrainingNames(beam.PTransform):
-    """The names of the task's train split, as a singleton frozenset of :func:`name_key` keys."""
-
-    def __init__(self, config: Config):
-        super().__init__()
-        self._config = config
-
-    def expand(self, pbegin):
-        return (
-            (pbegin | "ReadTrainingNames" >> ReadValidBatches(self._config))["batches"]
-            | "TrainKeys" >> beam.FlatMap(
-                lambda batch: [name_key(t) for t, s in zip(batch.texts, batch.splits) if s == "train"])
-            | "NameSet" >> beam.combiners.ToSet()
-            | "Freeze" >> beam.Map(frozenset)
-        )
-
-
 def build_pipeline(p: beam.Pipeline, config: Config, plan: ServingPlan) -> dict:
     """Adds the inference graph to ``p``; returns its prediction tables, rejected records and
     the summary step (a PCollection of the summary's path, once written)."""
@@ -290,18 +160,12 @@ def build_pipeline(p: beam.Pipeline, config: Config, plan: ServingPlan) -> dict:
     rejected = (*early_rejected, annotated["rejected"]) | "AllRejected" >> beam.Flatten()
 
     prediction_files = tables | "WritePredictions" >> beam.io.WriteToParquetBatched(
-        join_path(predictions_dir(config), "predictions"), schema=plan.output_format.schema, codec="snappy",
+        join_path(layout.predictions_dir(config), "predictions"), schema=plan.output_format.schema, codec="snappy",
         file_name_suffix=".parquet", num_shards=infer.num_shards)
     rejected_files = (
         rejected
         | "CountRejected" >> beam.ParDo(CountRows("rejected_total"))
-        | "RejectedRows" >> beam.Map(rejected_row)
-        # Rows go to the shards a table (row group) at a time: tables of 1 MiB (record batches
-        # of 64 rows) spread a bundle's rejections over the shards; Beam's 64 MiB tables would not.
-        | "WriteRejected" >> beam.io.WriteToParquet(
-            join_path(rejected_dir(config), "rejected"), schema=REJECTED_SCHEMA, codec="snappy",
-            file_name_suffix=".parquet", num_shards=infer.num_shards, row_group_buffer_size=_REJECTED_TABLE_BYTES,
-            record_batch_size=64)
+        | "WriteRejected" >> WriteRejected(layout.infer_rejected_dir(config), infer.num_shards)
     )
     counts = (input_stats, annotated["stats"]) | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(
         SumCounts())
@@ -336,7 +200,7 @@ def build_summary(config: Config, plan: ServingPlan, counts: dict[str, int], rej
     if rows_in != rows_out + rejected:
         raise RuntimeError(f"row accounting failed: {rows_in} rows in, {rows_out} predicted, {rejected} rejected")
     failures = failure_report(rows_in, rejected_by_code, first_errors, config.infer.max_failure_rate)
-    check_failure_rate(failures, rows_in, "infer.max_failure_rate", rejected_dir(config))
+    check_failure_rate(failures, rows_in, "infer.max_failure_rate", layout.infer_rejected_dir(config))
     return {
         "task": config.task.name,
         "config_hash": config.stage_hash("infer"),
@@ -348,8 +212,8 @@ def build_summary(config: Config, plan: ServingPlan, counts: dict[str, int], rej
         "rejections": {"by_stage": by_stage, "by_reason": dict(sorted(rejected_by_code.items()))},
         "failures": failures,
         "files": files,
-        "predictions": predictions_dir(config),
-        "rejected": rejected_dir(config),
+        "predictions": layout.predictions_dir(config),
+        "rejected": layout.infer_rejected_dir(config),
     }
 
 
@@ -362,19 +226,19 @@ def write_summary(_, config: Config, plan: ServingPlan, *, counts, rejected_by_c
     """
     files = {"predictions": sum(1 for _ in prediction_files), "rejected": sum(1 for _ in rejected_files)}
     summary = build_summary(config, plan, counts, rejected_by_code, first_errors, files)
-    return write_json(summary, summary_path(config))
+    return write_json(summary, layout.infer_summary_path(config))
 
 
 def clear_outputs(config: Config) -> None:
     """Deletes a previous run's predictions, rejected rows and summary (a rerun replaces them)."""
-    delete_paths([summary_path(config), predictions_dir(config), rejected_dir(config)])
+    delete_paths([layout.infer_summary_path(config), layout.predictions_dir(config), layout.infer_rejected_dir(config)])
 
 
 def read_summary(config: Config) -> dict:
     """The summary the pipeline wrote (local or gs://, through Beam's filesystems, which wrote it)."""
-    summary = read_json(summary_path(config))
+    summary = read_json(layout.infer_summary_path(config))
     if summary is None:
-        raise RuntimeError(f"the inference job ended without writing {summary_path(config)}")
+        raise RuntimeError(f"the inference job ended without writing {layout.infer_summary_path(config)}")
     return summary
 
 
@@ -403,7 +267,7 @@ def run_config(config: Config, beam_args: Sequence[str] = (), save_main_session:
     options = pipeline_options(beam_args, save_main_session)
     started = time.monotonic()
     _LOG.info("infer %s with %s (%s) -> %s", config.task.name, plan.model_path, plan.signature,
-              predictions_dir(config))
+              layout.predictions_dir(config))
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, config, plan)  # every launch check runs here, before anything is deleted
     clear_outputs(config)

@@ -5,7 +5,7 @@
             -> pad -> tf.train.Example -> <task>/data/{train,valid,test}-*.tfrecord.gz
 
 Outputs, under ``<output_dir>/<task>/data/``: the shards, ``vocab/*.txt``,
-``rejected/rejected-*.jsonl`` (id, raw, stage, reason of every row not written; sharded
+``rejected/rejected-*.parquet`` (id, raw, stage, code, reason of every row not written; sharded
 like the TFRecords, ``preprocess.num_shards``), ``config.yaml`` (the resolved config) and
 ``metadata.json`` (written last, once every shard is flushed: its presence marks a
 complete run). The step that writes it checks the row accounting, counted in the
@@ -26,15 +26,15 @@ from typing import Optional, Sequence
 
 import apache_beam as beam
 
-from seqbeam.models.inputs import load_metadata
-from seqbeam.pipelines.cli import job_parser
-from seqbeam.pipelines.config import Config, join_path, load_config
-from seqbeam.pipelines.runners import pipeline_options
+from seqbeam.configs.schema import Config, load_config
+from seqbeam.pipelines import layout
+from seqbeam.pipelines.options import job_parser, pipeline_options
+from seqbeam.storage import delete_paths, read_json, write_json, write_text
 from seqbeam.transforms.encode import EncodeBatches
 from seqbeam.transforms.progress import LogProgress
-from seqbeam.transforms.readers import ReadCorpus
 from seqbeam.transforms.records import REJECTED, STAGE_ENCODE, STATS, RowBatch
 from seqbeam.transforms.retry import RetryRowByRow
+from seqbeam.transforms.rows import ReadValidBatches
 from seqbeam.transforms.sinks import (
     CountRejections,
     FirstErrors,
@@ -42,67 +42,11 @@ from seqbeam.transforms.sinks import (
     WriteRejected,
     WriteSplits,
     build_metadata,
-    delete_paths,
-    write_json,
-    write_text,
     write_vocabulary,
 )
-from seqbeam.transforms.synthetic import GenerateRows
-from seqbeam.transforms.validate import ValidateBatches
 from seqbeam.transforms.vocabulary import BuildVocabulary
 
 _LOG = logging.getLogger(__name__)
-
-
-def data_dir(config: Config) -> str:
-    """Folder of the preprocessing outputs of a task."""
-    return join_path(config.task_dir, "data")
-
-
-def vocabulary_names(config: Config) -> tuple[str, ...]:
-    """Names of the task's vocabularies, also their file names under ``vocab/``."""
-    return ("source", "target") if config.task.kind == "seq2seq" else ("tokens",)
-
-
-class ReadRows(beam.PTransform):
-    """The task's rows, from files or its generator: dict of ``batches`` (lists of Rows) and ``rejected``.
-
-    ``config_key`` is the config section ``config.data`` came from (``infer.input`` for
-    the inference job's corpus): the reader's errors name the key the user set.
-    """
-
-    def __init__(self, config: Config, config_key: str = "data"):
-        super().__init__()
-        self._data = config.data
-        self._batch_size = config.preprocess.batch_size
-        generated = self._data.format == "generated"
-        self._reader = None if generated else ReadCorpus(self._data, self._batch_size, config_key=config_key)
-
-    def expand(self, pbegin):
-        if self._reader is not None:
-            return pbegin | "ReadCorpus" >> self._reader
-        batches = pbegin | "Generate" >> GenerateRows(self._data.generator, self._batch_size)
-        return {"batches": batches, "rejected": pbegin | "NoReadRejections" >> beam.Create([])}
-
-
-class ReadValidBatches(beam.PTransform):
-    """Rows read, batched and validated: ``batches`` (RowBatch), ``rejected`` and ``stats``.
-
-    ``config_key``: as for :class:`ReadRows`.
-    """
-
-    def __init__(self, config: Config, config_key: str = "data"):
-        super().__init__()
-        self._config = config
-        self._read = ReadRows(config, config_key)
-
-    def expand(self, pbegin):
-        read = pbegin | "Read" >> self._read
-        validated = read["batches"] | "Validate" >> beam.ParDo(ValidateBatches(self._config)).with_outputs(
-            REJECTED, STATS, main="batches"
-        )
-        rejected = (read["rejected"], validated[REJECTED]) | "Rejected" >> beam.Flatten()
-        return {"batches": validated.batches, "rejected": rejected, "stats": validated[STATS]}
 
 
 class BuildVocabularies(beam.PTransform):
@@ -129,7 +73,7 @@ class BuildVocabularies(beam.PTransform):
             | f"Count{name.capitalize()}"
             >> BuildVocabulary(pre.tokenizer, pre.target_vocab if name == "target" else pre.source_vocab,
                                column=columns[name])
-            for name in vocabulary_names(self._config)
+            for name in layout.vocabulary_names(self._config)
         }
 
 
@@ -146,7 +90,7 @@ def batch_inputs(batch: RowBatch) -> list[tuple[str, str]]:
 def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
     """Adds the preprocessing graph to ``p``; returns its main PCollections (for tests)."""
     pre = config.preprocess
-    out_dir = data_dir(config)
+    out_dir = layout.data_dir(config)
 
     vocabularies = p | "Vocabularies" >> BuildVocabularies(config)
     read = p | "ReadRows" >> ReadValidBatches(config)
@@ -158,9 +102,9 @@ def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
     shards = encoded.examples | "WriteTFRecords" >> WriteSplits(out_dir, pre.num_shards)
 
     rejected = (read["rejected"], encoded[REJECTED]) | "AllRejected" >> beam.Flatten()
-    rejected_files = rejected | "WriteRejected" >> WriteRejected(join_path(out_dir, "rejected"), pre.num_shards)
+    rejected_files = rejected | "WriteRejected" >> WriteRejected(layout.preprocess_rejected_dir(config), pre.num_shards)
     vocab_files = [
-        vocab | f"Write{name.capitalize()}Vocabulary" >> beam.Map(write_vocabulary, join_path(out_dir, "vocab", f"{name}.txt"))
+        vocab | f"Write{name.capitalize()}Vocabulary" >> beam.Map(write_vocabulary, layout.vocabulary_path(config, name))
         for name, vocab in vocabularies.items()
     ]
     stats = (read["stats"], encoded[STATS]) | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(
@@ -177,9 +121,9 @@ def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
         shards_by_split = {split: [path for s, path in shard_paths if s == split] for split in shards}
         # Raises, leaving no metadata.json, when rows were lost or too many failed.
         payload = build_metadata(config, stats, rejected_by_code, vocabs, shards_by_split,
-                                 first_errors=first_errors, rejected_dir=join_path(out_dir, "rejected"))
-        write_text(config.to_yaml(), join_path(out_dir, "config.yaml"))
-        return write_json(payload, join_path(out_dir, "metadata.json"))
+                                 first_errors=first_errors, rejected_dir=layout.preprocess_rejected_dir(config))
+        write_text(config.to_yaml(), layout.resolved_config_path(config))
+        return write_json(payload, layout.metadata_path(config))
 
     # Every other output is a side input: metadata.json is written last, as the completion marker.
     metadata_path = (
@@ -206,7 +150,7 @@ def clear_outputs(config: Config) -> None:
     Called once the graph is built: building it runs every launch check (paths, columns),
     so a job that cannot start leaves the last good outputs in place.
     """
-    delete_paths([data_dir(config)])
+    delete_paths([layout.data_dir(config)])
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[argparse.Namespace, list[str]]:
@@ -228,12 +172,14 @@ def run_config(config: Config, beam_args: Sequence[str] = (), save_main_session:
     """Runs preprocessing for an already loaded config (used by ``seqbeam run`` and tests)."""
     options = pipeline_options(beam_args, save_main_session)
     started = time.monotonic()
-    _LOG.info("preprocess %s (config %s) -> %s", config.task.name, config.hash, data_dir(config))
+    _LOG.info("preprocess %s (config %s) -> %s", config.task.name, config.hash, layout.data_dir(config))
     pipeline = test_pipeline or beam.Pipeline(options=options)
     build_pipeline(pipeline, config)  # every launch check runs here, before anything is deleted
     clear_outputs(config)
     pipeline.run().wait_until_finish()
-    metadata = load_metadata(data_dir(config))
+    metadata = read_json(layout.metadata_path(config))
+    if metadata is None:
+        raise RuntimeError(f"the preprocessing job ended without writing {layout.metadata_path(config)}")
     rows = metadata["rows"]
     _LOG.info(
         "preprocess %s done in %.1fs: %d rows in, %d train / %d valid / %d test, %d rejected, %d truncated",
@@ -242,6 +188,6 @@ def run_config(config: Config, beam_args: Sequence[str] = (), save_main_session:
     )
     if rows["train"] == 0:
         raise RuntimeError(
-            f"no row reached the train split ({rows['rejected']} rejected): see {data_dir(config)}/rejected/"
+            f"no row reached the train split ({rows['rejected']} rejected): see {layout.preprocess_rejected_dir(config)}/"
         )
     return metadata

@@ -34,8 +34,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from seqbeam.pipelines.config import join_path
-from seqbeam.transforms.sinks import read_json
+from seqbeam.pipelines import layout
+from seqbeam.storage import join_path, read_json
 
 _LOG = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def write_report(task_dir: str, config_yaml: str, run_summary: dict) -> str:
     ``task_dir`` may be local or ``gs://``; ``config_yaml`` is the resolved config and
     ``run_summary`` the orchestrator's record of the stages (see :func:`render_report`).
     """
-    path = join_path(task_dir, "report.html")
+    path = layout.report_path(task_dir)
     text = render_report(task_dir, config_yaml, run_summary)
     with FileSystems.create(path) as f:
         f.write(text.encode("utf-8"))
@@ -83,7 +83,8 @@ def render_report(task_dir: str, config_yaml: str, run_summary: dict) -> str:
 
     Reads ``eval/metrics.json``, ``eval/attention.json``, ``train/history.json``,
     ``infer_summary.json``, ``predictions/*.parquet``, ``rejected/*.parquet`` and
-    ``data/rejected/*.jsonl`` under ``task_dir``, all optional. ``run_summary`` gives the
+    ``data/rejected/*.parquet`` under ``task_dir`` (:mod:`seqbeam.pipelines.layout`), all
+    optional. ``run_summary`` gives the
     task name, config hash, start time and the stages (stage, status, seconds, hash,
     outputs); kept separate from the files so a report can describe any run.
     """
@@ -117,25 +118,22 @@ class _RunFiles:
     def __init__(self, task_dir: str):
         self.task_dir = task_dir
 
-    def path(self, *parts: str) -> str:
-        return join_path(self.task_dir, *parts)
-
     @functools.cached_property
     def metrics(self) -> Optional[dict]:
-        return read_json(self.path("eval", "metrics.json"))
+        return read_json(layout.metrics_path(self.task_dir))
 
     @functools.cached_property
     def attention(self) -> Optional[list]:
         """The examples of the evaluation stage's ``{"examples": n, "items": [...]}``."""
-        return (read_json(self.path("eval", "attention.json")) or {}).get("items")
+        return (read_json(layout.attention_path(self.task_dir)) or {}).get("items")
 
     @functools.cached_property
     def history(self) -> Optional[dict]:
-        return read_json(self.path("train", "history.json"))
+        return read_json(layout.history_path(self.task_dir))
 
     @functools.cached_property
     def infer_summary(self) -> Optional[dict]:
-        return read_json(self.path("infer_summary.json"))
+        return read_json(layout.infer_summary_path(self.task_dir))
 
     def kind(self) -> Optional[str]:
         return (self.metrics or {}).get("kind")
@@ -146,9 +144,10 @@ class _RunFiles:
         name = "test" if "test" in splits else "all"
         return name, splits.get(name) or {}
 
-    def files(self, *pattern: str) -> list[str]:
+    def files(self, folder: str, pattern: str) -> list[str]:
+        """The files named ``pattern`` in ``folder``, sorted; none when the folder is missing."""
         try:
-            matches = FileSystems.match([self.path(*pattern)])[0].metadata_list
+            matches = FileSystems.match([join_path(folder, pattern)])[0].metadata_list
         except BeamIOError:  # some filesystems raise for a folder that does not exist
             return []
         return sorted(m.path for m in matches)
@@ -304,31 +303,24 @@ def _learning_curves(run: _RunFiles) -> str:
 
 
 def _predictions(run: _RunFiles) -> str:
-    rows = _parquet_head(run.files("predictions", "*.parquet"), _PREVIEW_ROWS)
+    rows = _parquet_head(run.files(layout.predictions_dir(run.task_dir), "*.parquet"), _PREVIEW_ROWS)
     if not rows:
         return _note("predictions not available (predictions/*.parquet)")
     return _table(list(rows[0]), [list(row.values()) for row in rows])
 
 
 def _rejected(run: _RunFiles) -> str:
-    preprocessing = run.files("data", "rejected", "*.jsonl")
-    counts, examples = collections.Counter(), []
-    for path in preprocessing:  # streamed: a big corpus can reject millions of rows
-        with FileSystems.open(path) as f:
-            for line in io.TextIOWrapper(f, encoding="utf-8"):
-                if line.strip():
-                    record = json.loads(line)
-                    counts[record.get("stage"), record.get("code")] += 1
-                    if len(examples) < _REJECTED_EXAMPLES:
-                        examples.append({**record, "input": record.get("raw")})
-    parts = [_rejections("Preprocessing (data/rejected/)", preprocessing, counts, examples)]
-    inference = run.files("rejected", "*.parquet")
-    counts = collections.Counter()
-    for path in inference:
-        with FileSystems.open(path) as f:
-            table = pq.read_table(f, columns=["stage", "code"])
-        counts.update(zip(table.column("stage").to_pylist(), table.column("code").to_pylist()))
-    parts.append(_rejections("Inference (rejected/)", inference, counts, _parquet_head(inference, _REJECTED_EXAMPLES)))
+    jobs = (("Preprocessing (data/rejected/)", layout.preprocess_rejected_dir(run.task_dir)),
+            ("Inference (rejected/)", layout.infer_rejected_dir(run.task_dir)))
+    parts = []
+    for title, folder in jobs:
+        files = run.files(folder, "*.parquet")
+        counts = collections.Counter()
+        for path in files:  # two columns only: a big corpus can reject millions of rows
+            with FileSystems.open(path) as f:
+                table = pq.read_table(f, columns=["stage", "code"])
+            counts.update(zip(table.column("stage").to_pylist(), table.column("code").to_pylist()))
+        parts.append(_rejections(title, files, counts, _parquet_head(files, _REJECTED_EXAMPLES)))
     return "".join(parts)
 
 
@@ -339,8 +331,8 @@ def _rejections(title: str, files: list, counts: collections.Counter, examples: 
     if not counts:
         return head + _note("no rows rejected")
     return (head + _table(["stage", "code", "rows"], [[s, c, n] for (s, c), n in counts.most_common()])
-            + _table(["id", "stage", "code", "input", "reason"],
-                     [[r.get(k) for k in ("id", "stage", "code", "input", "reason")] for r in examples]))
+            + _table(["id", "stage", "code", "raw", "reason"],
+                     [[r.get(k) for k in ("id", "stage", "code", "raw", "reason")] for r in examples]))
 
 
 # ---------------------------------------------------------------------------------------

@@ -30,31 +30,12 @@ from typing import Callable, Optional, Sequence
 
 from apache_beam.io.filesystems import FileSystems
 
-from seqbeam.pipelines.cli import job_parser
-from seqbeam.pipelines.config import STAGES, Config, ConfigError, join_path, load_config
-from seqbeam.transforms.sinks import delete_paths, path_exists, read_json, write_json
+from seqbeam.configs.schema import STAGES, Config, ConfigError, load_config
+from seqbeam.pipelines import layout
+from seqbeam.pipelines.options import job_parser
+from seqbeam.storage import delete_paths, path_exists, read_json, write_json
 
 _LOG = logging.getLogger(__name__)
-
-
-def markers_dir(config: Config) -> str:
-    """Folder of the stages' completion markers."""
-    return join_path(config.task_dir, "_markers")
-
-
-def marker_path(config: Config, stage: str, suffix: str = "json") -> str:
-    """The completion marker of ``stage`` (``suffix="started.json"``: the record of its last start)."""
-    return join_path(markers_dir(config), f"{stage}.{suffix}")
-
-
-def report_path(config: Config) -> str:
-    """The run's HTML report."""
-    return join_path(config.task_dir, "report.html")
-
-
-def run_summary_path(config: Config) -> str:
-    """The run's summary, as JSON."""
-    return join_path(config.task_dir, "run_summary.json")
 
 
 @dataclasses.dataclass
@@ -82,8 +63,8 @@ def _preprocess(config: Config, beam_args: Sequence[str], _: dict) -> tuple[dict
     from seqbeam.pipelines import preprocess
 
     metadata = preprocess.run_config(config, beam_args, save_main_session=False)
-    outputs = {"data": preprocess.data_dir(config), "metadata": join_path(preprocess.data_dir(config), "metadata.json"),
-               "rejected": join_path(preprocess.data_dir(config), "rejected")}
+    outputs = {"data": layout.data_dir(config), "metadata": layout.metadata_path(config),
+               "rejected": layout.preprocess_rejected_dir(config)}
     return outputs, {"rows": metadata["rows"], "truncated": metadata["truncated"],
                      "vocab_sizes": metadata["vocab_sizes"]}
 
@@ -94,8 +75,8 @@ def _train(config: Config, beam_args: Sequence[str], _: dict) -> tuple[dict, dic
     if config.train is None:
         raise ConfigError("the train stage needs a 'train' section in the config")
     summary = train.run_config(config)
-    outputs = {"model": summary["model_path"], "history": join_path(train.train_dir(config), "history.json"),
-               "logs": join_path(train.train_dir(config), "logs")}
+    outputs = {"model": summary["model_path"], "history": layout.history_path(config),
+               "logs": layout.tensorboard_dir(config)}
     keep = ("epochs_run", "steps", "seconds", "examples_per_second", "strategy", "replicas", "metrics")
     return outputs, {key: summary[key] for key in keep}
 
@@ -105,7 +86,7 @@ def _infer(config: Config, beam_args: Sequence[str], done: dict) -> tuple[dict, 
 
     summary = infer.run_config(_with_model(config, done), beam_args, save_main_session=False)
     outputs = {"predictions": summary["predictions"], "rejected": summary["rejected"],
-               "summary": infer.summary_path(config), "model": summary["model_path"]}
+               "summary": layout.infer_summary_path(config), "model": summary["model_path"]}
     return outputs, {"rows": summary["rows"], "rows_per_second": summary["rows_per_second"],
                      "signature": summary["signature"]}
 
@@ -114,9 +95,9 @@ def _evaluate(config: Config, beam_args: Sequence[str], done: dict) -> tuple[dic
     from seqbeam.pipelines import evaluate
 
     metrics = evaluate.run_config(_with_model(config, done), beam_args, save_main_session=False)
-    outputs = {"metrics": evaluate.metrics_path(config)}
-    if FileSystems.exists(evaluate.attention_path(config)):
-        outputs["attention"] = evaluate.attention_path(config)
+    outputs = {"metrics": layout.metrics_path(config)}
+    if FileSystems.exists(layout.attention_path(config)):
+        outputs["attention"] = layout.attention_path(config)
     return outputs, {"reference": metrics["reference"], "rows": metrics["rows"], **evaluate.headline(metrics)}
 
 
@@ -136,7 +117,7 @@ _KEY_OUTPUT = {"preprocess": "metadata", "train": "model", "infer": "summary", "
 
 def completed(config: Config, stage: str) -> Optional[StageOutcome]:
     """The stage's marker when it still describes valid outputs for this config, else None."""
-    marker = read_json(marker_path(config, stage))
+    marker = read_json(layout.marker_path(config, stage))
     if marker is None or marker.get("hash") != config.stage_hash(stage):
         return None
     key_output = (marker.get("outputs") or {}).get(_KEY_OUTPUT[stage])
@@ -147,15 +128,13 @@ def completed(config: Config, stage: str) -> Optional[StageOutcome]:
 
 def _prepare(config: Config, stage: str, force: bool) -> None:
     """Deletes the stale markers; a training run that cannot resume starts from scratch."""
-    delete_paths([marker_path(config, s) for s in STAGES[STAGES.index(stage):]])
-    started = read_json(marker_path(config, stage, "started.json"))
+    delete_paths([layout.marker_path(config, s) for s in STAGES[STAGES.index(stage):]])
+    started = read_json(layout.marker_path(config, stage, "started.json"))
     resumable = not force and started is not None and started.get("hash") == config.stage_hash(stage)
     if stage == "train" and not resumable:
-        from seqbeam.pipelines.train import train_dir
-
-        delete_paths([train_dir(config)])
+        delete_paths([layout.train_dir(config)])
     write_json({"stage": stage, "hash": config.stage_hash(stage), "started": _now()},
-               marker_path(config, stage, "started.json"))
+               layout.marker_path(config, stage, "started.json"))
 
 
 def _now() -> str:
@@ -190,7 +169,7 @@ def run_config(config: Config, beam_args: Sequence[str] = (), force: bool = Fals
                                    outputs, summary, finished=_now())
             marker = outcome.to_dict()
             del marker["status"]
-            write_json(marker, marker_path(config, stage))
+            write_json(marker, layout.marker_path(config, stage))
             upstream_ran = True
         else:
             _LOG.info("run %s: %s skipped (done for config %s on %s)", config.task.name, stage, outcome.hash,
@@ -208,7 +187,7 @@ def run_config(config: Config, beam_args: Sequence[str] = (), force: bool = Fals
         from seqbeam.pipelines.report import write_report
 
         summary["report"] = write_report(config.task_dir, config.to_yaml(), summary)
-    write_json(summary, run_summary_path(config))
+    write_json(summary, layout.run_summary_path(config))
     return summary
 
 

@@ -34,9 +34,9 @@ import tensorflow as tf
 
 from seqbeam.models.inputs import load_metadata, make_dataset
 from seqbeam.models.tasks import build_model, training_pairs
-from seqbeam.pipelines.cli import job_parser
-from seqbeam.pipelines.config import Config, ConfigError, join_path, load_config
-from seqbeam.pipelines.preprocess import data_dir
+from seqbeam.configs.schema import Config, ConfigError, load_config
+from seqbeam.pipelines import layout
+from seqbeam.pipelines.options import job_parser
 
 _LOG = logging.getLogger(__name__)
 
@@ -52,11 +52,6 @@ def choose_strategy() -> tf.distribute.Strategy:
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def train_dir(config: Config) -> str:
-    """Folder of the training job's own outputs."""
-    return join_path(config.task_dir, "train")
 
 
 def steps_per_epoch(metadata: dict, global_batch: int) -> int:
@@ -75,7 +70,7 @@ def split_dataset(config: Config, metadata: dict, split: str, batch_size: int,
     train = config.train
     training = split == "train"
     dataset = make_dataset(
-        data_dir(config), split, batch_size=batch_size, shuffle=training, seed=train.seed,
+        layout.data_dir(config), split, batch_size=batch_size, shuffle=training, seed=train.seed,
         shuffle_buffer=train.shuffle_buffer, repeat=training, metadata=metadata, input_context=input_context,
     ).map(training_pairs(config), num_parallel_calls=tf.data.AUTOTUNE)
     if not training and input_context is None:
@@ -112,7 +107,7 @@ def run_config(config: Config, export: bool = True) -> dict:
     if config.train is None:
         raise ConfigError("the training job needs a 'train' section in the config")
     strategy = choose_strategy()
-    metadata = load_metadata(data_dir(config))
+    metadata = load_metadata(layout.data_dir(config))
     keras.utils.set_random_seed(config.train.seed)
     _LOG.info("train %s: %s on %d replica(s), family %s", config.task.name, type(strategy).__name__,
               strategy.num_replicas_in_sync, config.train.model.family)
@@ -124,8 +119,8 @@ def run_config(config: Config, export: bool = True) -> dict:
 
     chief = is_chief(tf_config_from_environment())
     if chief:
-        _write_json(posixpath.join(train_dir(config), "history.json"), history)
-        _write_json(posixpath.join(train_dir(config), "metrics.json"), summary)
+        _write_json(layout.history_path(config), history)
+        _write_json(layout.train_metrics_path(config), summary)
     if export:
         summary["model_path"] = _export(config, model, metadata, metrics, chief)
     summary["model"] = model
@@ -137,11 +132,11 @@ def _train_with_fit(config: Config, metadata: dict, strategy: tf.distribute.Stra
     train = config.train
     data = datasets(config, metadata, strategy)
     with strategy.scope():
-        model = build_model(config, metadata, data_dir(config))
+        model = build_model(config, metadata, layout.data_dir(config))
     monitor = "val_loss" if "valid" in data else "loss"
     callbacks = [
-        keras.callbacks.BackupAndRestore(join_path(train_dir(config), "backup")),
-        keras.callbacks.TensorBoard(join_path(train_dir(config), "logs")),
+        keras.callbacks.BackupAndRestore(layout.backup_dir(config)),
+        keras.callbacks.TensorBoard(layout.tensorboard_dir(config)),
         _ProgressLog(train.epochs),
     ]
     if train.early_stopping_patience:
@@ -176,10 +171,10 @@ def _train_multi_worker(config: Config, metadata: dict, strategy: tf.distribute.
     splits = [split for split in ("valid", "test") if metadata["rows"][split]]
     train_steps = steps_per_epoch(metadata, global_batch)
     result = train_multi_worker(
-        lambda: build_model(config, metadata, data_dir(config)), dataset_fn("train"), strategy=strategy,
+        lambda: build_model(config, metadata, layout.data_dir(config)), dataset_fn("train"), strategy=strategy,
         epochs=train.epochs, steps_per_epoch=train_steps,
         validation=dataset_fn("valid") if "valid" in splits else None,
-        global_batch_size=global_batch, checkpoint_dir=join_path(train_dir(config), "checkpoints"),
+        global_batch_size=global_batch, checkpoint_dir=layout.checkpoint_dir(config),
         log=_LOG,
     )
     model = result["model"]
@@ -208,12 +203,12 @@ def _export(config: Config, model: keras.Model, metadata: dict, metrics: dict, c
     from seqbeam.models.export import export_model
 
     if chief:
-        path = export_model(config, model, metadata, data_dir(config), metrics)
+        path = export_model(config, model, metadata, layout.data_dir(config), metrics, model_root=layout.model_root(config))
         _LOG.info("exported %s", path)
         return path
     scratch = tempfile.mkdtemp(prefix="seqbeam-export-")
     try:
-        export_model(config, model, metadata, data_dir(config), metrics, model_root=scratch)
+        export_model(config, model, metadata, layout.data_dir(config), metrics, model_root=scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return ""

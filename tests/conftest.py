@@ -7,13 +7,15 @@ import gzip
 import os
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
-from seqbeam.pipelines.config import Config, config_from_dict
+from seqbeam.configs.schema import Config, config_from_dict
 
 
 def read_examples(data_dir: str, split: str) -> list[dict]:
@@ -30,6 +32,14 @@ def read_examples(data_dir: str, split: str) -> list[dict]:
                     row[name] = list(feature.int64_list.value)
             rows.append(row)
     return sorted(rows, key=lambda r: r["id"])
+
+
+def read_rejected(folder: str) -> list[dict]:
+    """Every rejected record of a job's ``rejected/`` folder (Parquet shards), sorted by id."""
+    records = []
+    for path in sorted(glob.glob(os.path.join(folder, "rejected-*.parquet"))):
+        records += pq.read_table(path).to_pylist()
+    return sorted(records, key=lambda r: r["id"])
 
 
 def line_id(path, line: int, name: str = "") -> str:
@@ -90,6 +100,11 @@ def saurus_names(seed: int = 1, count: int = 400) -> list[str]:
 def train_emoji_model(folder, rows: int = 300, **train) -> Config:
     """Preprocesses ``rows`` rows of :func:`emoji_corpus` under ``folder`` and trains and exports a
     small Emojifier-V1 on them (``train`` overrides the training keys); returns the config."""
+    return _train_emoji_model(folder, rows, **train)[0]
+
+
+def _train_emoji_model(folder, rows: int = 300, **train) -> tuple[Config, dict]:
+    """:func:`train_emoji_model`, returning the training job's summary too."""
     from seqbeam.pipelines import preprocess, train as train_job
 
     config = config_from_dict({
@@ -102,6 +117,86 @@ def train_emoji_model(folder, rows: int = 300, **train) -> Config:
         "output_dir": str(folder / "out"),
     })
     preprocess.run_config(config, save_main_session=False)
-    train_job.run_config(config)
-    return config
+    return config, train_job.run_config(config)
 
+
+# ------------------------------------------------------------------------------ models shared by the session
+#
+# Training is the slow part of the suite: each model below is trained once per test process
+# (once per xdist worker) and shared by every module that only needs *a* trained model of its
+# kind. Tests treat these folders as read-only: they write their own outputs elsewhere
+# (``output_dir``, ``tmp_path``), or work on a copy (:func:`copy_task`).
+
+# The emoji classifier of the inference, fault, fuzz, scale and export tests: confident enough
+# that its probabilities cross infer.emoji_threshold (0.4), small enough to train in seconds.
+SHARED_EMOJI_TRAIN = {"model": {"family": "emojifier_v1", "embedding_dim": 16, "dropout": 0.1}, "epochs": 25,
+                      "batch_size": 16, "learning_rate": 0.02}
+
+
+@pytest.fixture(scope="session")
+def shared_emoji(tmp_path_factory):
+    """An Emojifier-V1 trained and exported on 300 rows of :func:`emoji_corpus`, once per session.
+
+    A namespace: ``config`` (writing under ``folder / "out"``), ``folder`` and ``summary``, the
+    training job's summary (``model``, ``model_path``, ``metrics``).
+    """
+    folder = tmp_path_factory.mktemp("shared-emoji")
+    config, summary = _train_emoji_model(folder, **SHARED_EMOJI_TRAIN)
+    return SimpleNamespace(config=config, folder=folder, summary=summary)
+
+
+def copy_task(config: Config, folder) -> Config:
+    """``config`` writing under ``folder``, with a copy of its task folder (data, model, training) there.
+
+    For tests that write into the task folder of a shared model (inference outputs, reruns):
+    the copy's model is the same SavedModel, served as ``config`` would serve it.
+    """
+    import dataclasses
+    import shutil
+
+    moved = dataclasses.replace(config, output_dir=str(folder))
+    shutil.copytree(config.task_dir, moved.task_dir)
+    return moved
+
+
+# The char LM of the inference and export tests: made-up "-saurus" names, sampled at 0.8.
+SHARED_NAMES_TRAIN = {"model": {"family": "char_lm", "embedding_dim": 16, "units": 64}, "epochs": 15,
+                      "batch_size": 32, "learning_rate": 0.01, "clipnorm": 5.0, "early_stopping_patience": 0,
+                      "export": {"temperature": 0.8}}
+
+
+@pytest.fixture(scope="session")
+def shared_names(tmp_path_factory):
+    """A char LM trained and exported on :func:`saurus_names`, once per session: a namespace of
+    ``config`` (its infer section samples 300 names, seed 3), ``names`` (the corpus, a set) and ``summary``."""
+    from seqbeam.pipelines import preprocess, train as train_job
+
+    folder = tmp_path_factory.mktemp("shared-names")
+    names = saurus_names()
+    (folder / "names.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
+    config = config_from_dict({
+        "task": {"name": "names", "kind": "lm"},
+        "data": {"format": "text", "path": str(folder / "names.txt")},
+        "preprocess": {"tokenizer": {"level": "char"}, "max_length": 16, "num_shards": 1},
+        "train": SHARED_NAMES_TRAIN,
+        "infer": {"num_samples": 300, "max_batch_size": 64, "seed": 3},
+        "output_dir": str(folder / "out"),
+    })
+    preprocess.run_config(config, save_main_session=False)
+    return SimpleNamespace(config=config, names=set(names), summary=train_job.run_config(config))
+
+
+# ------------------------------------------------------------------------------ test order
+#
+# `make test` runs the files on two processes (pytest-xdist, --dist loadfile: a file's module
+# fixtures are built once) and hands them out in collection order. The longest files go first,
+# so that neither process is left running one of them alone at the end; the others follow in
+# their usual order. (Seconds per file on the 2-core machine, measured with --durations.)
+LONGEST_FIRST = ("test_scale.py", "test_train.py", "test_run.py", "test_dates_model.py", "test_fuzz.py",
+                 "test_seq2seq.py", "test_preprocess.py", "test_infer.py", "test_faults.py", "test_multiworker.py",
+                 "test_gcs.py", "test_vocabulary.py", "test_export.py", "test_classifiers.py", "test_readers.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests keep their order

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from seqbeam.models.char_lm import CharSampler, build_char_lm, compile_char_lm, lm_training_pairs
-from seqbeam.transforms.vocabulary import END_ID, RESERVED_TOKENS, START_ID
+from seqbeam.text.vocabulary import END_ID, RESERVED_TOKENS, START_ID
 
 LETTERS = "abdegiklmnoprstuvyz"
 VOCAB = RESERVED_TOKENS + tuple(LETTERS)

@@ -11,7 +11,7 @@ from seqbeam.models.classifiers import (
     build_grammar_classifier,
     compile_classifier,
 )
-from seqbeam.transforms.vocabulary import PAD_ID
+from seqbeam.text.vocabulary import PAD_ID
 
 NUM_CLASSES = 5
 KEYWORDS_PER_CLASS = 10

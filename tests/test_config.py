@@ -1,4 +1,4 @@
-"""Tests for task configuration loading and validation (pipelines/config.py)."""
+"""Tests for task configuration loading and validation (configs/schema.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seqbeam.pipelines.config import (
+from seqbeam.configs.schema import (
     Config,
     ConfigError,
     DataConfig,

@@ -13,7 +13,7 @@ import pytest
 
 from seqbeam.models import embeddings
 from seqbeam.models.embeddings import load_pretrained_vectors, pretrained_embedding
-from seqbeam.transforms.vocabulary import PAD_ID, RESERVED_TOKENS, UNK_ID
+from seqbeam.text.vocabulary import PAD_ID, RESERVED_TOKENS, UNK_ID
 
 DIM = 5
 

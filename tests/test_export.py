@@ -10,34 +10,36 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from seqbeam.pipelines import layout, preprocess, train
 from seqbeam.models import export as export_module
 from seqbeam.models.export import MODEL_CARD, export_model
 from seqbeam.models.inputs import load_metadata
-from seqbeam.pipelines import preprocess, train
-from seqbeam.pipelines.config import config_from_dict
+from seqbeam.configs.schema import config_from_dict
 from seqbeam.transforms.inference import resolve_model_path
 
-from conftest import EMOJI_CLASSES, emoji_corpus, saurus_names
+from conftest import EMOJI_CLASSES, emoji_corpus
 
 CLASSES = EMOJI_CLASSES
 
 
 @pytest.mark.parametrize("family", ["emojifier_v1", "emojifier_v2"])
-def test_emojifier_export_serves_labels_probabilities_and_emojis(tmp_path, family):
+def test_emojifier_export_serves_labels_probabilities_and_emojis(tmp_path, family, request):
     import tensorflow_text  # noqa: F401
 
-    config = config_from_dict({
-        "task": {"name": "emoji", "kind": "classifier", "classes": CLASSES},
-        "data": {"format": "csv", "path": emoji_corpus(tmp_path / "emoji.csv"), "text_column": "sentence",
-                 "label_column": "label"},
-        "preprocess": {"max_length": 8, "num_shards": 1},
-        "train": {"model": {"family": family, "embedding_dim": 16, "units": 16, "dropout": 0.1},
-                  "epochs": 25 if family == "emojifier_v1" else 12, "batch_size": 16, "learning_rate": 0.02,
-                  "early_stopping_patience": 0},
-        "output_dir": str(tmp_path / "out"),
-    })
-    preprocess.run_config(config, save_main_session=False)
-    summary = train.run_config(config)
+    if family == "emojifier_v1":  # the session's: these keys, 25 epochs, on 300 rows (conftest.SHARED_EMOJI_TRAIN)
+        summary = request.getfixturevalue("shared_emoji").summary
+    else:
+        config = config_from_dict({
+            "task": {"name": "emoji", "kind": "classifier", "classes": CLASSES},
+            "data": {"format": "csv", "path": emoji_corpus(tmp_path / "emoji.csv"), "text_column": "sentence",
+                     "label_column": "label"},
+            "preprocess": {"max_length": 8, "num_shards": 1},
+            "train": {"model": {"family": family, "embedding_dim": 16, "units": 16, "dropout": 0.1},
+                      "epochs": 12, "batch_size": 16, "learning_rate": 0.02, "early_stopping_patience": 0},
+            "output_dir": str(tmp_path / "out"),
+        })
+        preprocess.run_config(config, save_main_session=False)
+        summary = train.run_config(config)
     texts = ["I really love you", "what a GAME today!", "so sad now", "dinner now", "we eat food"]
     served = tf.saved_model.load(summary["model_path"]).signatures["serving_default"](text=tf.constant(texts))
     probabilities = served["probabilities"].numpy()
@@ -49,22 +51,11 @@ def test_emojifier_export_serves_labels_probabilities_and_emojis(tmp_path, famil
     assert sum(a == b for a, b in zip(labels, [0, 1, 3, 4, 4])) >= 4
 
 
-def test_char_lm_export_continues_prompts_and_samples_fresh_names(tmp_path):
+def test_char_lm_export_continues_prompts_and_samples_fresh_names(shared_names):
     import tensorflow_text  # noqa: F401
 
-    names = saurus_names()
-    (tmp_path / "names.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
-    config = config_from_dict({
-        "task": {"name": "names", "kind": "lm"},
-        "data": {"format": "text", "path": str(tmp_path / "names.txt")},
-        "preprocess": {"tokenizer": {"level": "char"}, "max_length": 16, "num_shards": 1},
-        "train": {"model": {"family": "char_lm", "embedding_dim": 16, "units": 64}, "epochs": 15,
-                  "batch_size": 32, "learning_rate": 0.01, "clipnorm": 5.0, "early_stopping_patience": 0,
-                  "export": {"temperature": 0.8}},
-        "output_dir": str(tmp_path / "out"),
-    })
-    preprocess.run_config(config, save_main_session=False)
-    summary = train.run_config(config)
+    # The session's char LM: saurus_names(), 15 epochs of char_lm(16, 64), sampled at 0.8 (conftest.SHARED_NAMES_TRAIN).
+    summary = shared_names.summary
     serve = tf.saved_model.load(summary["model_path"]).signatures["serving_default"]
     out = serve(text=tf.constant(["", "", "", "KiTo", "lu"]))
     texts = [t.decode() for t in out["text"].numpy()]
@@ -77,24 +68,16 @@ def test_char_lm_export_continues_prompts_and_samples_fresh_names(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def emoji_export(tmp_path_factory):
-    """A small trained and exported Emojifier-V1: (config, training summary)."""
-    folder = tmp_path_factory.mktemp("atomic")
-    config = config_from_dict({
-        "task": {"name": "emoji", "kind": "classifier", "classes": CLASSES},
-        "data": {"format": "csv", "path": emoji_corpus(folder / "emoji.csv", rows=120), "text_column": "sentence",
-                 "label_column": "label"},
-        "preprocess": {"max_length": 8, "num_shards": 1},
-        "train": {"model": {"family": "emojifier_v1", "embedding_dim": 8}, "epochs": 1, "batch_size": 32,
-                  "early_stopping_patience": 0},
-        "output_dir": str(folder / "out"),
-    })
-    preprocess.run_config(config, save_main_session=False)
-    return config, train.run_config(config)
+def emoji_export(shared_emoji):
+    """A small trained and exported Emojifier-V1, the session's: (config, training summary).
+
+    Read-only: the tests below export again under their tmp_path, never beside it.
+    """
+    return shared_emoji.config, shared_emoji.summary
 
 
 def export_again(config, summary, model_root: str = "") -> str:
-    data_dir = preprocess.data_dir(config)
+    data_dir = layout.data_dir(config)
     return export_model(config, summary["model"], load_metadata(data_dir), data_dir, {}, model_root=model_root)
 
 

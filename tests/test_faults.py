@@ -5,7 +5,6 @@ tests/test_train.py and tests/test_multiworker.py.)"""
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import json
 import os
@@ -18,12 +17,12 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 import pytest
 
-from seqbeam.pipelines import infer, preprocess, run
-from seqbeam.pipelines.config import config_from_dict, load_config
+from seqbeam.pipelines import infer, layout, preprocess, run, serving
+from seqbeam.configs.schema import config_from_dict, load_config
 from seqbeam.transforms.encode import EncodeBatches
 from seqbeam.transforms.postprocess import PostprocessBatches
 
-from conftest import EMOJI_CLASSES, emoji_corpus, line_id, train_emoji_model
+from conftest import EMOJI_CLASSES, emoji_corpus, line_id, read_rejected
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -88,8 +87,7 @@ def test_encoding_faults_are_retried_row_by_row_and_poison_rows_rejected(tmp_pat
     assert 30 < len(poison) < 100 and len(flaky) > 100
     assert rows["in"] == 2000 and rows["rejected"] == len(poison)
     assert rows["train"] + rows["valid"] + rows["test"] == 2000 - len(poison)
-    rejected = [json.loads(line) for path in glob.glob(os.path.join(tmp_path, "out", "emoji", "data", "rejected", "*"))
-                for line in open(path, encoding="utf-8")]
+    rejected = read_rejected(os.path.join(tmp_path, "out", "emoji", "data", "rejected"))
     assert {r["id"] for r in rejected} == poison
     assert {(r["stage"], r["code"]) for r in rejected} == {("encode", "processing_error")}
     assert all("injected fault: poison row" in r["reason"] for r in rejected)
@@ -97,10 +95,9 @@ def test_encoding_faults_are_retried_row_by_row_and_poison_rows_rejected(tmp_pat
 
 
 @pytest.fixture(scope="module")
-def emoji_model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("emoji")
-    config = train_emoji_model(folder)
-    return config, folder
+def emoji_model(shared_emoji):
+    """The session's emoji classifier (conftest.SHARED_EMOJI_TRAIN); the tests write under their tmp_path."""
+    return shared_emoji.config, shared_emoji.folder
 
 
 def test_postprocessing_faults_are_retried_row_by_row_and_poison_rows_rejected(emoji_model, tmp_path, monkeypatch):
@@ -113,7 +110,7 @@ def test_postprocessing_faults_are_retried_row_by_row_and_poison_rows_rejected(e
     data = dataclasses.replace(config.data, path=corpus, label_column=None)
     # 2 % poison rows: over the default 1 % failure threshold, under this one.
     config = dataclasses.replace(config, output_dir=str(tmp_path / "out"), infer=dataclasses.replace(
-        config.infer, input=data, model_path=infer.plan_serving(config).model_path, max_batch_size=64,
+        config.infer, input=data, model_path=serving.plan_serving(config).model_path, max_batch_size=64,
         max_failure_rate=0.05))
     summary = infer.run_config(config, save_main_session=False)  # fails if in != out + rejected
     ids = {line_id(corpus, line) for line in range(2, 3002)}
@@ -132,6 +129,7 @@ def files_under(folder) -> list[str]:
                   for root, _, names in os.walk(folder) for name in names)
 
 
+@pytest.mark.slow
 def test_a_killed_run_rerun_leaves_one_set_of_outputs(tmp_path):
     """`seqbeam run` killed while inference writes its Parquet, then run again."""
     overrides = [f"output_dir={tmp_path}", "train.epochs=2", "data.generator.num_rows=2000",
@@ -192,7 +190,7 @@ def test_a_retried_bundle_leaves_the_summary_exact(emoji_model, tmp_path, monkey
     """Beam's BundleBasedDirectRunner retries a failed bundle; its counters count both attempts."""
     from apache_beam.metrics.metric import MetricsFilter
 
-    from seqbeam.pipelines.runners import pipeline_options
+    from seqbeam.pipelines.options import pipeline_options
 
     config, _ = emoji_model
     sentinel = "the sentinel row we eat"
@@ -201,9 +199,9 @@ def test_a_retried_bundle_leaves_the_summary_exact(emoji_model, tmp_path, monkey
         f.write("".join(f"{'food ' * 50}{i},0\n" for i in range(7)) + f"{sentinel},4\n")
     data = dataclasses.replace(config.data, path=corpus, label_column=None)
     config = dataclasses.replace(config, output_dir=str(tmp_path / "out"), infer=dataclasses.replace(
-        config.infer, input=data, model_path=infer.plan_serving(config).model_path, max_chars=200, num_shards=2),
+        config.infer, input=data, model_path=serving.plan_serving(config).model_path, max_chars=200, num_shards=2),
         preprocess=dataclasses.replace(config.preprocess, batch_size=64))
-    plan = infer.plan_serving(config)
+    plan = serving.plan_serving(config)
     expected = infer.run_config(config, save_main_session=False)  # the in-process runner, no fault
 
     marker = str(tmp_path / "fault-fired")
@@ -215,10 +213,10 @@ def test_a_retried_bundle_leaves_the_summary_exact(emoji_model, tmp_path, monkey
     result.wait_until_finish()
 
     assert os.path.exists(marker)  # the fault fired: one bundle ran twice
-    summary = json.load(open(infer.summary_path(config), encoding="utf-8"))
+    summary = json.load(open(layout.infer_summary_path(config), encoding="utf-8"))
     assert summary_counts(summary) == summary_counts(expected)
     assert summary["rows"] == {**summary["rows"], "in": 308, "out": 301, "rejected": 7}
-    assert summary["rejections"]["by_reason"] == {"validate/too_long": 7}
+    assert summary["rejections"]["by_reason"] == {"validate/too_many_chars": 7}
     ids = pq.read_table(summary["predictions"]).column("id").to_pylist()
     assert len(ids) == len(set(ids)) == 301
     # The counters saw the lost attempt too: a summary read from them would be wrong.
@@ -249,10 +247,9 @@ def test_a_preprocessing_job_whose_rows_all_fail_fails_naming_its_first_errors(t
                                         r"first errors: .* \(encode\) processing_error: RuntimeError: injected: the step is broken"
                        ) as failure:
         preprocess.run_config(config, save_main_session=False)
-    data_dir = preprocess.data_dir(config)
+    data_dir = layout.data_dir(config)
     assert not os.path.exists(os.path.join(data_dir, "metadata.json"))  # no mark of a good run
-    rejected = [json.loads(line) for path in glob.glob(os.path.join(data_dir, "rejected", "*"))
-                for line in open(path, encoding="utf-8")]
+    rejected = read_rejected(os.path.join(data_dir, "rejected"))
     assert len(rejected) == 200 and {r["code"] for r in rejected} == {"processing_error"}
     # The first errors named are those of the smallest row ids, and only those.
     ids = sorted(r["id"] for r in rejected)

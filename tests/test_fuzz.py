@@ -37,7 +37,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-import glob
 import json
 import os
 import re
@@ -52,15 +51,15 @@ from apache_beam.pvalue import TaggedOutput
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from seqbeam.pipelines import infer, preprocess
-from seqbeam.pipelines.config import DataConfig, config_from_dict
-from seqbeam.pipelines.infer import KeyExamples, input_data
+from seqbeam.pipelines import infer, layout, preprocess, serving
+from seqbeam.configs.schema import DataConfig, config_from_dict
 from seqbeam.transforms import readers
-from seqbeam.transforms.postprocess import REJECTED_SCHEMA, rejected_row
+from seqbeam.transforms.sinks import REJECTED_SCHEMA
+from seqbeam.transforms.validate import KeyExamples
 from seqbeam.transforms.records import REJECTED, RowBatch, rejection
 from seqbeam.transforms.validate import ValidateBatches, parse_label
 
-from conftest import EMOJI_CLASSES, EMOJI_FILLER, EMOJI_KEYWORDS, read_examples, train_emoji_model
+from conftest import EMOJI_CLASSES, EMOJI_FILLER, EMOJI_KEYWORDS, read_examples, read_rejected
 
 # ------------------------------------------------------------------------------ settings
 
@@ -79,11 +78,11 @@ READ_CODES = {"undecodable", "empty_line", "malformed_csv", "malformed_json", "m
               "not_text", "extra_columns"}
 PREPROCESS_CODES = {
     "read": READ_CODES,
-    "validate": {"empty_text", "too_long", "empty_target", "missing_label", "bad_label"},
+    "validate": {"empty_text", "too_many_chars", "empty_target", "missing_label", "bad_label"},
     "encode": {"no_tokens", "too_many_tokens"},
 }
 # inference_error is left out on purpose: no input may make the model call fail.
-INFER_CODES = {"read": READ_CODES, "validate": {"empty_text", "too_long"}, "infer": {"too_long"}}
+INFER_CODES = {"read": READ_CODES, "validate": {"empty_text", "too_many_chars"}, "infer": {"too_many_tokens"}}
 
 # ------------------------------------------------------------------------------ input pieces
 
@@ -228,9 +227,9 @@ def delimited_classes(delimiter: str, kind: str, quoting: bool, header: bool = F
         "whitespace_only_text": lambda draw, i: [text_line(row(draw(soft_controls), draw(second)),
                                                            "whitespace_only_text", "empty_text", "empty_text")],
         "long_line": lambda draw, i: [text_line(row(long_text(draw, LONG_CHARS), draw(second)), "long_line",
-                                                "too_long", "too_long")],
+                                                "too_many_chars", "too_many_chars")],
         "medium_line": lambda draw, i: [text_line(row(long_text(draw, MEDIUM_CHARS), draw(second)), "medium_line",
-                                                  KEPT, "too_long")],
+                                                  KEPT, "too_many_chars")],
         "many_sentences": lambda draw, i: [text_line(row(draw(sentences), draw(second)), "many_sentences", KEPT, KEPT)],
         # A lone CR splits the line: its head lacks the second column, its tail is a valid row.
         "cr_inside": lambda draw, i: [text_line(draw(words), "cr_inside", "missing_column", KEPT, line_break="\r"),
@@ -250,7 +249,7 @@ def delimited_classes(delimiter: str, kind: str, quoting: bool, header: bool = F
             "unbalanced_quote", "malformed_csv", "malformed_csv")]
         # Over the csv module's 128 KiB field limit: still a text that is too long, not malformed CSV.
         classes["long_quoted"] = lambda draw, i: [text_line(row(f'"{long_text(draw, LONG_CHARS)}, x"', draw(second)),
-                                                            "long_quoted", "too_long", "too_long")]
+                                                            "long_quoted", "too_many_chars", "too_many_chars")]
     else:  # Anki pairs: quotes are text
         classes["quoted"] = lambda draw, i: [text_line(
             row(f'"{draw(words)}," she said.', f'"{draw(words)}", dijo.'), "quoted", KEPT, KEPT)]
@@ -269,7 +268,7 @@ def delimited_classes(delimiter: str, kind: str, quoting: bool, header: bool = F
         classes["controls_only_target"] = lambda draw, i: [text_line(row(draw(words), draw(hard_controls)),
                                                                      "controls_only_target", "no_tokens", KEPT)]
         classes["long_target"] = lambda draw, i: [text_line(row(draw(words), long_text(draw, LONG_CHARS)),
-                                                            "long_target", "too_long", KEPT)]
+                                                            "long_target", "too_many_chars", KEPT)]
     return classes
 
 
@@ -288,8 +287,8 @@ def text_classes() -> dict[str, Callable]:
         "controls_only_text": lambda draw, i: [text_line(draw(hard_controls), "controls_only_text", "no_tokens", KEPT)],
         "whitespace_only_text": lambda draw, i: [text_line(draw(soft_controls), "whitespace_only_text", "empty_line",
                                                            "empty_line")],
-        "long_line": lambda draw, i: [text_line(long_text(draw, LONG_CHARS), "long_line", "too_long", "too_long")],
-        "medium_line": lambda draw, i: [text_line(long_text(draw, MEDIUM_CHARS), "medium_line", KEPT, "too_long")],
+        "long_line": lambda draw, i: [text_line(long_text(draw, LONG_CHARS), "long_line", "too_many_chars", "too_many_chars")],
+        "medium_line": lambda draw, i: [text_line(long_text(draw, MEDIUM_CHARS), "medium_line", KEPT, "too_many_chars")],
         "many_sentences": lambda draw, i: [text_line(draw(sentences), "many_sentences", KEPT, KEPT)],
         "cr_inside": lambda draw, i: [text_line(draw(words), "cr_inside", KEPT, KEPT, line_break="\r"),
                                       text_line(draw(words), "cr_inside", KEPT, KEPT)],
@@ -358,9 +357,9 @@ def jsonl_classes() -> dict[str, Callable]:
         "whitespace_only_text": lambda draw, i: line(draw, i, "whitespace_only_text", "empty_text", "empty_text",
                                                      text=draw(soft_controls)),
         "raw_control_in_string": raw_control,
-        "long_line": lambda draw, i: line(draw, i, "long_line", "too_long", "too_long",
+        "long_line": lambda draw, i: line(draw, i, "long_line", "too_many_chars", "too_many_chars",
                                           text=long_text(draw, LONG_CHARS)),
-        "medium_line": lambda draw, i: line(draw, i, "medium_line", KEPT, "too_long",
+        "medium_line": lambda draw, i: line(draw, i, "medium_line", KEPT, "too_many_chars",
                                             text=long_text(draw, MEDIUM_CHARS)),
         "many_sentences": lambda draw, i: line(draw, i, "many_sentences", KEPT, KEPT, text=draw(sentences)),
         "cr_inside": split_by_cr,
@@ -608,11 +607,9 @@ def read_directly(data: DataConfig, path: str, payload: bytes, batch_size: int =
 
 
 def assert_writable(rejected: list[dict], rows: list) -> None:
-    """Rejected records go to JSON Lines and Parquet, rows to TensorFlow and Parquet: all must be UTF-8."""
-    for record in rejected:
-        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    """Rejected records go to Parquet, rows to TensorFlow and Parquet: all must be UTF-8."""
     if rejected:
-        pa.Table.from_pylist([rejected_row(r) for r in rejected], schema=REJECTED_SCHEMA)
+        pa.Table.from_pylist(rejected, schema=REJECTED_SCHEMA)
     for row in rows:
         for value in (row.id, row.text, row.target):
             if isinstance(value, str):
@@ -636,7 +633,7 @@ def run_dofns(corpus: Corpus) -> None:
     check_outcomes(corpus, kept, rejected, "read+validate", "dofn", known,
                    lambda line: KEPT if line.pre in PREPROCESS_CODES["encode"] else line.pre)
     # Inference, up to the model: the reader of infer.input, then the row checks.
-    data = input_data(dataclasses.replace(config, infer=dataclasses.replace(config.infer, input=config.data)))
+    data = serving.input_data(dataclasses.replace(config, infer=dataclasses.replace(config.infer, input=config.data)))
     rows, rejected = read_directly(data, path, corpus.data)
     assert_writable(rejected, rows)
     keyed, more = _split(KeyExamples(config.infer.max_chars, sentences=True).process(rows))
@@ -686,8 +683,7 @@ json_values = st.recursive(
 @example(row_id="a\ud800", raw="\udcff\ud83d", detail="keys: te\udfff")
 def test_rejected_records_are_always_utf8(row_id, raw, detail):
     record = rejection(row_id, raw, "read", "undecodable", detail)
-    json.dumps(record, ensure_ascii=False).encode("utf-8")
-    pa.Table.from_pylist([rejected_row(record)], schema=REJECTED_SCHEMA)
+    pa.Table.from_pylist([record], schema=REJECTED_SCHEMA)
     if isinstance(raw, str) and not any("\ud800" <= c <= "\udfff" for c in raw):
         assert record["raw"] == raw  # only what UTF-8 cannot hold is escaped
 
@@ -748,7 +744,7 @@ def test_regressions_at_the_dofns():
     # A quoted field over the csv module's 128 KiB field limit was malformed_csv: it is a long text.
     line = b'"' + b"ab " * 50_000 + b'",1'
     run_dofns(Corpus(FORMATS["csv"], b"sentence,label\n" + line + b"\n",
-                     [Line(line, "long_quoted", "too_long", "too_long")]))
+                     [Line(line, "long_quoted", "too_many_chars", "too_many_chars")]))
 
 
 # ------------------------------------------------------------------------------ the jobs
@@ -760,20 +756,14 @@ def workdir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def emoji_model(workdir):
-    """A small Emojifier-V1 exported once for the module: (its config, its model path)."""
-    folder = workdir / "emoji"
-    folder.mkdir()
-    config = train_emoji_model(folder, rows=200, epochs=2, learning_rate=0.05)
-    return config, infer.plan_serving(config).model_path
+def emoji_model(shared_emoji):
+    """The session's small Emojifier-V1 (conftest.SHARED_EMOJI_TRAIN): (its config, its model path)."""
+    config = shared_emoji.config
+    return config, serving.plan_serving(config).model_path
 
 
-def rejected_jsonl(data_dir: str) -> list[dict]:
-    records = []
-    for path in glob.glob(os.path.join(data_dir, "rejected", "*.jsonl")):
-        with open(path, encoding="utf-8") as f:
-            records += [json.loads(line) for line in f]
-    return records
+def preprocess_rejected(data_dir: str) -> list[dict]:
+    return read_rejected(os.path.join(data_dir, "rejected"))
 
 
 def run_jobs(corpus: Corpus, emoji_model, folder: Path) -> None:
@@ -786,9 +776,9 @@ def run_jobs(corpus: Corpus, emoji_model, folder: Path) -> None:
     metadata = preprocess.run_config(config, save_main_session=False)
     rows = metadata["rows"]
     assert rows["in"] == rows["train"] + rows["valid"] + rows["test"] + rows["rejected"] == n, rows
-    data_dir = preprocess.data_dir(config)
+    data_dir = layout.data_dir(config)
     written = [r["id"] for split in ("train", "valid", "test") for r in read_examples(data_dir, split)]
-    rejected = rejected_jsonl(data_dir)
+    rejected = preprocess_rejected(data_dir)
     assert len(rejected) == rows["rejected"] == sum(metadata["rejected"]["by_stage"].values())
     check_outcomes(corpus, written, rejected, "preprocess", "pipeline", PREPROCESS_CODES, lambda line: line.pre)
 
@@ -798,7 +788,7 @@ def run_jobs(corpus: Corpus, emoji_model, folder: Path) -> None:
         infer=dataclasses.replace(model_config.infer, input=config.data, model_path=model_path,
                                   max_batch_size=32, min_batch_size=1))
     infer.run_config(infer_config, save_main_session=False)
-    summary = json.loads(Path(infer.summary_path(infer_config)).read_text(encoding="utf-8"))
+    summary = json.loads(Path(layout.infer_summary_path(infer_config)).read_text(encoding="utf-8"))
     counts = summary["rows"]
     assert counts["in"] == counts["out"] + counts["rejected"] == n, counts
     predicted = pq.read_table(summary["predictions"], columns=["id"]).column("id").to_pylist()
@@ -810,11 +800,13 @@ def run_jobs(corpus: Corpus, emoji_model, folder: Path) -> None:
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 @PIPELINE
 @given(data=st.data())
+@pytest.mark.slow
 def test_jobs_never_crash_and_account_for_every_record(fmt, data, emoji_model, workdir):
     # Enough valid rows that some reach the train split (the job fails without one, by design).
     corpus = data.draw(corpora(FORMATS[fmt], extra=(60, 150), min_valid=30), label="corpus")
     run_jobs(corpus, emoji_model, Path(tempfile.mkdtemp(dir=workdir)))
 
 
+@pytest.mark.slow
 def test_regressions_through_both_jobs(emoji_model, workdir):
     run_jobs(regression_corpus(valid=12), emoji_model, Path(tempfile.mkdtemp(dir=workdir)))

@@ -38,6 +38,9 @@ import threading
 
 import pytest
 
+# An emulator process and whole `seqbeam run`s on gs:// and on local disk.
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUCKET = "seqbeam-test"
 CORPUS = os.path.join(REPO, "data", "emoji_sentences.csv")
@@ -256,7 +259,7 @@ def gcsfs_client(gcs):
 
 
 def _config(output_dir: str, corpus: str, *more: str):
-    from seqbeam.pipelines.config import load_config
+    from seqbeam.configs.schema import load_config
 
     return load_config(os.path.join(REPO, "configs", "emoji.yaml"),
                        [f"output_dir={output_dir}", f"data.path={corpus}", f"infer.input.path={corpus}", *SMALL, *more])
@@ -399,7 +402,7 @@ def test_folders_on_gcs_exist_and_are_deleted_with_what_they_hold(gcs):
     """On gs:// a folder is a name prefix: ``path_exists``/``delete_paths`` see it, ``FileSystems.exists`` does not."""
     from apache_beam.io.filesystems import FileSystems
 
-    from seqbeam.transforms.sinks import delete_paths, path_exists, write_text
+    from seqbeam.storage import delete_paths, path_exists, write_text
 
     root = f"gs://{BUCKET}/folders"
     for name in ("model/1/saved_model.pb", "model/1/variables/variables.index", "model_card.json", "models/x"):
@@ -420,7 +423,7 @@ def test_metadata_rewritten_on_gcs_is_read_afresh(gcs):
     import tensorflow as tf
 
     from seqbeam.models.inputs import load_metadata
-    from seqbeam.transforms.sinks import write_json
+    from seqbeam.storage import write_json
 
     folder = f"gs://{BUCKET}/rewritten"
     for rows in ({"train": 12345}, {"train": 1}):

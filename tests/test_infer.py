@@ -13,13 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
-from seqbeam.pipelines import infer, preprocess, train
-from seqbeam.pipelines.config import config_from_dict
-from seqbeam.pipelines.runners import pipeline_options
-from seqbeam.transforms.postprocess import REJECTED_SCHEMA, EmojiOutputs, NameOutputs, TranslationOutputs
+from seqbeam.pipelines import infer, layout, preprocess, serving, train
+from seqbeam.configs.schema import config_from_dict
+from seqbeam.pipelines.options import pipeline_options
+from seqbeam.transforms.postprocess import EmojiOutputs, NameOutputs, TranslationOutputs
+from seqbeam.transforms.sinks import REJECTED_SCHEMA
 from seqbeam.transforms.validate import assign_split
 
-from conftest import EMOJI_CLASSES, line_id, saurus_names, train_emoji_model
+from conftest import EMOJI_CLASSES, copy_task, line_id
 
 CLASSES = EMOJI_CLASSES
 MULTI_PROCESSING = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
@@ -39,7 +40,7 @@ def with_infer(config, **infer_overrides):
 
 def elsewhere(config, folder):
     """The config writing under ``folder`` but still serving the model it trained."""
-    moved = with_infer(config, model_path=infer.plan_serving(config).model_path)
+    moved = with_infer(config, model_path=serving.plan_serving(config).model_path)
     return dataclasses.replace(moved, output_dir=str(folder))
 
 
@@ -47,11 +48,11 @@ def elsewhere(config, folder):
 
 
 @pytest.fixture(scope="module")
-def emoji_model(tmp_path_factory):
+def emoji_model(shared_emoji, tmp_path_factory):
+    """The session's emoji classifier (conftest.SHARED_EMOJI_TRAIN), its task folder copied here:
+    the jobs below write their outputs beside its model, and input files into ``folder``."""
     folder = tmp_path_factory.mktemp("emoji")
-    config = train_emoji_model(folder, model={"family": "emojifier_v1", "embedding_dim": 16, "dropout": 0.1},
-                               epochs=25, batch_size=16, learning_rate=0.02)
-    return config, folder
+    return copy_task(shared_emoji.config, folder / "out"), folder
 
 
 # An annotation corpus with every kind of bad row beside good ones.
@@ -116,13 +117,13 @@ def test_emoji_job_writes_tagged_sentences_and_accounts_for_every_row(emoji_mode
     reasons = {row_id: (row["stage"], row["code"]) for row_id, row in by_id.items()}
     assert reasons == {
         "3": ("validate", "empty_text"),
-        "4": ("validate", "too_long"),
+        "4": ("validate", "too_many_chars"),
         line_id(config.infer.input.path, 7): ("read", "missing_column"),
         line_id(config.infer.input.path, 8): ("read", "not_text"),
         line_id(config.infer.input.path, 9): ("read", "malformed_json"),
     }
-    assert by_id[line_id(config.infer.input.path, 9)]["input"] == "{not json"
-    assert by_id["4"]["reason"] == "too_long: 1000 characters > infer.max_chars 500"
+    assert by_id[line_id(config.infer.input.path, 9)]["raw"] == "{not json"
+    assert by_id["4"]["reason"] == "too_many_chars: 1000 characters > infer.max_chars 500"
 
 
 def test_emoji_job_rejects_over_long_inputs_when_told_and_reruns_replace_outputs(emoji_model):
@@ -135,7 +136,7 @@ def test_emoji_job_rejects_over_long_inputs_when_told_and_reruns_replace_outputs
     assert pq.read_table(second["predictions"]).num_rows == 3
     assert len(parquet_files(second["rejected"])) == 1
     rejected = {r["id"]: r for r in read_table(second["rejected"]).to_pylist()}
-    assert (rejected["5"]["stage"], rejected["5"]["code"]) == ("infer", "too_long")
+    assert (rejected["5"]["stage"], rejected["5"]["code"]) == ("infer", "too_many_tokens")
 
 
 def test_length_aware_and_arrival_order_batching_give_the_same_predictions(emoji_model, tmp_path):
@@ -159,6 +160,7 @@ def test_length_aware_and_arrival_order_batching_give_the_same_predictions(emoji
         assert sentence_a["probability"] == pytest.approx(sentence_b["probability"], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_multi_processing_runner_gives_the_in_process_outputs(emoji_model, tmp_path):
     config = emoji_infer_config(emoji_model)
     in_process = infer.run_config(config, save_main_session=False)
@@ -179,11 +181,44 @@ def test_a_missing_or_foreign_model_fails_before_any_work(emoji_model, tmp_path)
     not_a_model = with_infer(config, model_path=str(tmp_path))
     with pytest.raises(FileNotFoundError, match=f"{tmp_path} is not a SavedModel folder"):
         infer.run_config(not_a_model, save_main_session=False)
-    model_path = infer.plan_serving(config).model_path
+    model_path = serving.plan_serving(config).model_path
     foreign = dataclasses.replace(config, task=dataclasses.replace(config.task, name="other"))
     with pytest.raises(ValueError, match="exported for task 'emoji', not 'other'"):
         infer.run_config(with_infer(foreign, model_path=model_path), save_main_session=False)
     assert not os.path.exists(tmp_path / "nothing")
+
+
+# ------------------------------------------------------------------------------ the row checks (KeyExamples)
+
+
+def test_key_examples_keys_what_the_model_can_take_and_rejects_the_rest():
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from seqbeam.transforms.records import REJECTED, STATS, Row
+    from seqbeam.transforms.sinks import SumCounts
+    from seqbeam.transforms.validate import KeyExamples
+
+    lists = [[Row("a", "Hi there. Bye!"), Row("b", "   "), Row("c", "x" * 30), Row("d", "one", label="3")],
+             [Row("e", "")]]  # a list with no valid row gives no keyed list
+    with TestPipeline(options=pipeline_options([])) as p:
+        rows = p | beam.Create(lists)
+        for name, sentences, examples in [
+            ("Sentences", True, [("a", ("Hi there. ", "Bye!")), ("d", ("one",))]),
+            ("Texts", False, [("a", "Hi there. Bye!"), ("d", "one")]),
+        ]:
+            out = rows | f"Key{name}" >> beam.ParDo(KeyExamples(20, sentences=sentences)).with_outputs(
+                REJECTED, STATS, main="keyed")
+            assert_that(out.keyed, equal_to([examples]), label=f"keyed{name}")
+            assert_that(out[REJECTED], equal_to([
+                {"id": "b", "raw": "   ", "stage": "validate", "code": "empty_text", "reason": "empty_text"},
+                {"id": "c", "raw": "x" * 30, "stage": "validate", "code": "too_many_chars",
+                 "reason": "too_many_chars: 30 characters > infer.max_chars 20"},
+                {"id": "e", "raw": "", "stage": "validate", "code": "empty_text", "reason": "empty_text"},
+            ]), label=f"rejected{name}")
+            # Every row that came through reading, kept or not.
+            assert_that(out[STATS] | f"Sum{name}" >> beam.CombineGlobally(SumCounts()), equal_to([{"read": 5}]),
+                        label=f"stats{name}")
 
 
 # ------------------------------------------------------------------------------ translation
@@ -240,25 +275,12 @@ def test_translation_job_decodes_as_configured(translate_model, decode, signatur
 
 
 @pytest.fixture(scope="module")
-def names_model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("names")
-    names = saurus_names()
-    (folder / "names.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
-    config = config_from_dict({
-        "task": {"name": "names", "kind": "lm"},
-        "data": {"format": "text", "path": str(folder / "names.txt")},
-        "preprocess": {"tokenizer": {"level": "char"}, "max_length": 16, "num_shards": 1},
-        "train": {"model": {"family": "char_lm", "embedding_dim": 16, "units": 64}, "epochs": 10,
-                  "batch_size": 32, "learning_rate": 0.01, "clipnorm": 5.0, "early_stopping_patience": 0,
-                  "export": {"temperature": 0.8}},
-        "infer": {"num_samples": 300, "max_batch_size": 64, "seed": 3},
-        "output_dir": str(folder / "out"),
-    })
-    preprocess.run_config(config, save_main_session=False)
-    train.run_config(config)
-    return config, set(names)
+def names_model(shared_names, tmp_path_factory):
+    """The session's char LM (conftest.SHARED_NAMES_TRAIN: 300 samples, seed 3), its task folder copied here."""
+    return copy_task(shared_names.config, tmp_path_factory.mktemp("names") / "out"), shared_names.names
 
 
+@pytest.mark.slow
 def test_names_job_samples_reproducibly_and_flags_novel_names(names_model, tmp_path):
     config, training_names = names_model
     first = infer.run_config(config, save_main_session=False)
@@ -315,7 +337,7 @@ def test_a_batch_whose_model_call_fails_is_rejected_row_by_row_and_the_job_goes_
     assert sorted(read_table(summary["predictions"]).column("text").to_pylist()) == [
         "aaaa", "bbbb", "cccc", "dddd", "hhhh", "iiii"]
     rejected = read_table(summary["rejected"]).to_pylist()
-    assert sorted((r["input"], r["stage"], r["code"]) for r in rejected) == [
+    assert sorted((r["raw"], r["stage"], r["code"]) for r in rejected) == [
         (t, "infer", "inference_error") for t in ("boom", "eeee", "ffff", "gggg")]
     assert all("boom in batch" in r["reason"] for r in rejected)
 
@@ -344,7 +366,7 @@ def test_one_failed_batch_in_hundreds_of_rows_stays_under_the_default_failure_th
     summary = infer.run_config(flaky_config(model_path, str(tmp_path / "in.txt"), tmp_path), save_main_session=False)
     failed = read_table(summary["rejected"]).to_pylist()
     # The batch of 4 that held "boom" failed: 0.8 % of the rows, under infer.max_failure_rate 0.01.
-    assert len(failed) == 4 and "boom" in {r["input"] for r in failed}
+    assert len(failed) == 4 and "boom" in {r["raw"] for r in failed}
     assert summary["rows"] == {**summary["rows"], "in": 500, "out": 496, "rejected": 4}
     assert summary["failures"] == {**summary["failures"], "rows": 4, "rate": 0.008, "max_rate": 0.01}
     assert sorted(e["id"] for e in summary["failures"]["first"]) == sorted(r["id"] for r in failed)
@@ -386,18 +408,18 @@ def test_a_broken_model_fails_the_job_naming_its_first_errors(tmp_path):
 def test_the_pipeline_itself_writes_the_summary_with_exact_counts(emoji_model, tmp_path):
     config = elsewhere(emoji_infer_config(emoji_model), tmp_path)
     with beam.Pipeline(options=pipeline_options([], save_main_session=False)) as p:  # no launcher
-        infer.build_pipeline(p, config, infer.plan_serving(config))
-    summary = json.load(open(infer.summary_path(config), encoding="utf-8"))
-    predictions = read_table(infer.predictions_dir(config)).to_pylist()
+        infer.build_pipeline(p, config, serving.plan_serving(config))
+    summary = json.load(open(layout.infer_summary_path(config), encoding="utf-8"))
+    predictions = read_table(layout.predictions_dir(config)).to_pylist()
     low = sum(min(s["probability"] for s in row["sentences"]) < config.infer.min_confidence for row in predictions)
     assert summary["rows"] == {"in": 9, "out": 4, "rejected": 5, "low_confidence": low, "truncated": 1, "flagged": 0}
     assert summary["rejections"] == {
         "by_stage": {"read": 3, "validate": 2},
         "by_reason": {"read/malformed_json": 1, "read/missing_column": 1, "read/not_text": 1,
-                      "validate/empty_text": 1, "validate/too_long": 1}}
+                      "validate/empty_text": 1, "validate/too_many_chars": 1}}
     assert summary["failures"] == {"rows": 0, "rate": 0.0, "max_rate": 0.01, "first": []}
-    assert summary["files"] == {"predictions": len(parquet_files(infer.predictions_dir(config))),
-                                "rejected": len(parquet_files(infer.rejected_dir(config)))}
+    assert summary["files"] == {"predictions": len(parquet_files(layout.predictions_dir(config))),
+                                "rejected": len(parquet_files(layout.infer_rejected_dir(config)))}
     assert "seconds" not in summary and "rows_per_second" not in summary  # the launcher's wall time only
     assert summary["config_hash"] == config.stage_hash("infer")
 
@@ -421,6 +443,7 @@ def test_a_typo_in_the_input_path_fails_naming_it_and_keeps_the_last_outputs(emo
     assert files_and_bytes(config.task_dir) == before
 
 
+@pytest.mark.slow
 def test_rejected_rows_are_sharded_like_the_predictions_on_a_multi_worker_run(emoji_model, tmp_path):
     config, folder = emoji_model
     # Every other row too long: 1,200 rejections of 3,000 characters, several 1 MiB tables per worker.

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from seqbeam.pipelines import layout, preprocess
 from seqbeam.models.inputs import deal_files, feature_spec, load_metadata, make_dataset, shard_paths, worker_shards
-from seqbeam.pipelines import preprocess
 
 from conftest import read_examples
 
 
 @pytest.fixture(scope="module")
 def dates_dir(tmp_path_factory):
-    from seqbeam.pipelines.config import config_from_dict
+    from seqbeam.configs.schema import config_from_dict
 
     out = tmp_path_factory.mktemp("inputs")
     config = config_from_dict({
@@ -26,7 +26,7 @@ def dates_dir(tmp_path_factory):
         "output_dir": str(out),
     })
     preprocess.run_config(config, save_main_session=False)
-    return preprocess.data_dir(config)
+    return layout.data_dir(config)
 
 
 def test_batches_hold_every_row_once_with_metadata_shapes(dates_dir):

@@ -9,7 +9,7 @@ import sacrebleu
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from seqbeam.pipelines.config import config_from_dict
+from seqbeam.configs.schema import config_from_dict
 from seqbeam.pipelines.evaluate import ALL, reference_of
 from seqbeam.transforms.metrics import (
     ClassificationMetrics,
@@ -57,6 +57,32 @@ def test_translation_metrics_equal_sacrebleu_on_the_whole_corpus():
     assert scores["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hypotheses, [references]).score, abs=1e-3)
     assert scores["bleu_signature"].startswith("nrefs:1|") and "chrf_signature" in scores
     assert TranslationMetrics().extract_output(TranslationMetrics().create_accumulator())["bleu"] is None
+
+
+def test_translation_metrics_merged_from_many_parts_are_sacrebleus_corpus_scores(caplog):
+    rng = np.random.default_rng(3)
+    words = "the a cat dog sat on mat hat red big small , . ! runs quickly".split()
+    references = [" ".join(rng.choice(words, size=rng.integers(1, 15))) for _ in range(80)]
+    hypotheses = []
+    for reference in references:  # some copies, some edits, some unrelated, a few empty
+        tokens = reference.split()
+        kind = rng.integers(4)
+        if kind == 1:
+            tokens = [w if rng.random() < 0.7 else str(rng.choice(words)) for w in tokens]
+        elif kind == 2:
+            tokens = list(rng.choice(words, size=rng.integers(0, 6)))
+        elif kind == 3:
+            tokens = tokens[: len(tokens) // 2]
+        hypotheses.append(" ".join(tokens))
+    with caplog.at_level("WARNING", logger="sacrebleu"):
+        scores = combine(TranslationMetrics(), list(zip(hypotheses, references)), parts=7)
+    assert not caplog.records  # e.g. no "enable effective_order" warning per sentence
+    assert scores["rows"] == 80
+    assert scores["bleu"] == round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 4)
+    assert scores["chrf"] == round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 4)
+    for name, metric in (("bleu", sacrebleu.BLEU()), ("chrf", sacrebleu.CHRF())):
+        metric.corpus_score(hypotheses, [references])  # the signature reports the references it saw
+        assert scores[f"{name}_signature"] == str(metric.get_signature())
 
 
 def test_date_metrics_by_format_and_noise():

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from seqbeam.pipelines import layout
 from seqbeam.models.multiworker import evaluate_multi_worker, is_chief, tf_config_from_environment, train_multi_worker
 
 FEATURES = 8
@@ -344,6 +345,37 @@ def test_on_one_device_the_loop_matches_model_fit_and_evaluate(tmp_path, kind):
     assert checksum(again["model"]) == checksum(model)
 
 
+def squared_error(y_true, y_pred):
+    """A loss function of one's own, which (unlike Keras' mean_squared_error) does not align ranks itself."""
+    return keras.ops.mean(keras.ops.square(y_true - y_pred), axis=-1)
+
+
+@pytest.mark.parametrize("loss", ["binary_crossentropy", squared_error])
+def test_a_loss_function_is_reduced_as_model_fit_reduces_it(tmp_path, loss):
+    # A name or function, with labels [batch] for outputs [batch, 1]: compile aligns the two
+    # before calling the function, and so must the loop (binary_crossentropy would raise on
+    # the shapes, squared_error silently broadcast to [batch, batch]).
+    def build() -> keras.Model:
+        inputs = keras.Input(shape=(FEATURES,))
+        outputs = keras.layers.Dense(1, activation="sigmoid",
+                                     kernel_initializer=keras.initializers.GlorotUniform(seed=2))(inputs)
+        model = keras.Model(inputs, outputs)
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5), loss=loss)
+        return model
+
+    def vector_labels(context=None) -> tf.data.Dataset:
+        x, y, sample_weight = examples("dense")
+        return tf.data.Dataset.from_tensor_slices((x, y[:, 0], sample_weight)).repeat().batch(GLOBAL_BATCH)
+
+    reference = build()
+    history = reference.fit(vector_labels(), epochs=2, steps_per_epoch=3, verbose=0, shuffle=False).history
+    result = train_multi_worker(build, vector_labels, strategy=tf.distribute.get_strategy(), epochs=2,
+                                steps_per_epoch=3, checkpoint_dir=str(tmp_path / "ckpt"))
+    assert_figures_close(result["history"], history, rtol=1e-5)
+    for ours, theirs in zip(result["model"].get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
+
+
 def test_evaluation_refuses_a_repeated_dataset(tmp_path):
     model = build_model("dense")
     with pytest.raises(ValueError, match="one finite pass"):
@@ -362,7 +394,7 @@ def test_a_dataset_too_short_for_the_schedule_fails_before_training(tmp_path):
 def preprocessed_dates(out_dir, num_shards: int) -> str:
     """A preprocessed dates corpus of 300 generated rows in ``num_shards`` files per split; its data folder."""
     from seqbeam.pipelines import preprocess
-    from seqbeam.pipelines.config import config_from_dict
+    from seqbeam.configs.schema import config_from_dict
 
     config = config_from_dict({
         "task": {"name": "dates", "kind": "seq2seq"},
@@ -372,7 +404,7 @@ def preprocessed_dates(out_dir, num_shards: int) -> str:
         "output_dir": str(out_dir),
     })
     preprocess.run_config(config, save_main_session=False)
-    return preprocess.data_dir(config)
+    return layout.data_dir(config)
 
 
 @pytest.fixture(scope="module")
@@ -402,6 +434,7 @@ def ids_by_file(data_dir: str, split: str) -> dict[str, set[str]]:
     return by_file
 
 
+@pytest.mark.slow
 def test_each_worker_reads_only_its_own_shard_files(two_worker_run):
     data_dir = two_worker_run.many_files
     read = [result[f"shards:{data_dir}"]["ids"] for result in two_worker_run.results]
@@ -418,6 +451,7 @@ def test_each_worker_reads_only_its_own_shard_files(two_worker_run):
             assert set().union(*(by_file[path] for path in files)) == ids and files, (split, files)
 
 
+@pytest.mark.slow
 def test_with_fewer_shard_files_than_workers_each_record_is_still_read_once(two_worker_run):
     data_dir = two_worker_run.one_file
     read = [result[f"shards:{data_dir}"]["ids"] for result in two_worker_run.results]
@@ -429,6 +463,7 @@ def test_with_fewer_shard_files_than_workers_each_record_is_still_read_once(two_
     assert "preprocess.num_shards >= 2" in two_worker_run.cluster.output(0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dense", "char_lm"])
 def test_two_workers_train_in_sync_like_one_device_on_the_global_batch(two_worker_run, kind):
     cluster, epochs, steps = two_worker_run.cluster, two_worker_run.epochs, two_worker_run.steps
@@ -464,6 +499,7 @@ def test_two_workers_train_in_sync_like_one_device_on_the_global_batch(two_worke
         assert_figures_close(chief["evaluation"], hand_evaluation(chief["weights"]), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_killed_cluster_restarted_with_the_same_command_resumes_to_the_same_step_count(tmp_path):
     epochs, steps = 4, 100  # epochs of about 0.5 s: time to kill between the first and the last
     checkpoints = tmp_path / "checkpoints"

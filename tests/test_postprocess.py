@@ -118,7 +118,7 @@ def test_overflow_truncates_and_flags_or_rejects(overflow):
                                          text="uno dos tres cuatro".encode(), score=-0.1))
     if overflow == "reject":
         assert outcome.row is None
-        assert outcome.rejected["code"] == "too_long" and outcome.rejected["stage"] == "infer"
+        assert outcome.rejected["code"] == "too_many_tokens" and outcome.rejected["stage"] == "infer"
         assert outcome.rejected["raw"] == "one two three four five" and "5 tokens" in outcome.rejected["reason"]
     else:
         assert outcome.row["truncated"] is True and outcome.truncated is True

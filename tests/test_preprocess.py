@@ -6,26 +6,27 @@ import json
 import os
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
-from seqbeam.pipelines import preprocess
+from seqbeam.pipelines import layout, preprocess
 from seqbeam.transforms.date_generator import generate_dates
-from seqbeam.transforms.encode import TokenIds, pad
+from seqbeam.text.encoding import TokenIds, pad
 from seqbeam.transforms.reber_generator import is_embedded_reber
 from seqbeam.transforms.synthetic import shard_seed
-from seqbeam.transforms.tokenizer import TextTokenizer
+from seqbeam.text.tokenizer import TextTokenizer
 from seqbeam.transforms.validate import assign_split
-from seqbeam.transforms.vocabulary import Vocabulary
+from seqbeam.text.vocabulary import Vocabulary
 
-from conftest import line_id, read_examples
+from conftest import line_id, read_examples, read_rejected
 
 ALL_TRAIN = {"train": 1.0, "valid": 0.0, "test": 0.0}
 
 
 def run(config, *beam_args):
     metadata = preprocess.run_config(config, list(beam_args), save_main_session=False)
-    return metadata, preprocess.data_dir(config)
+    return metadata, layout.data_dir(config)
 
 
 def write(path, text: str | bytes) -> str:
@@ -36,12 +37,7 @@ def write(path, text: str | bytes) -> str:
 
 
 def rejected_records(data_dir: str) -> list[dict]:
-    folder = os.path.join(data_dir, "rejected")
-    records = []
-    for name in os.listdir(folder):
-        with open(os.path.join(folder, name), encoding="utf-8") as f:
-            records += [json.loads(line) for line in f]
-    return sorted(records, key=lambda r: r["id"])
+    return read_rejected(os.path.join(data_dir, "rejected"))
 
 
 def decode(ids, vocab: Vocabulary, sep: str = "") -> str:
@@ -192,7 +188,7 @@ def test_every_bad_input_is_rejected_with_its_reason_and_counts_add_up(tmp_path,
         (line_id(corpus, 10), "read", "malformed_csv"),
         (line_id(corpus, 11), "encode", "no_tokens"),
         (line_id(corpus, 12), "encode", "too_many_tokens"),
-        (line_id(corpus, 13), "validate", "too_long"),
+        (line_id(corpus, 13), "validate", "too_many_chars"),
     }
     undecodable = next(r for r in rejected if r["code"] == "undecodable")
     assert undecodable["raw"].startswith("\\xff\\xfe broken")
@@ -232,6 +228,7 @@ def test_served_graph_tokenizes_to_the_same_ids_as_the_pipeline(tmp_path, make_c
     np.testing.assert_array_equal(served, np.array([by_id[line_id(corpus, i + 1)] for i in range(len(sentences))]))
 
 
+@pytest.mark.slow
 def test_split_is_a_function_of_the_id_on_both_runner_modes(tmp_path, make_config):
     lines = "".join(f"sentence number {i} here,{i % 3}\n" for i in range(400))
     corpus = write(tmp_path / "many.csv", lines)
@@ -277,7 +274,7 @@ def test_a_corpus_with_no_valid_row_fails_after_writing_the_rejections(tmp_path,
     config = make_config({"name": "names", "kind": "lm"}, {"format": "text", "path": corpus})
     with pytest.raises(RuntimeError, match="no row reached the train split"):
         run(config)
-    assert len(rejected_records(preprocess.data_dir(config))) == 3
+    assert len(rejected_records(layout.data_dir(config))) == 3
 
 
 def files_and_bytes(folder) -> dict[str, bytes]:
@@ -292,14 +289,15 @@ def test_a_typo_in_the_data_path_fails_naming_it_and_keeps_the_last_run(tmp_path
                          {"tokenizer": {"level": "char"}, "max_length": 8})
     config_path = write(tmp_path / "names.yaml", config.to_yaml())
     preprocess.run(["--config", config_path], save_main_session=False)
-    before = files_and_bytes(preprocess.data_dir(config))
+    before = files_and_bytes(layout.data_dir(config))
     assert "metadata.json" in before and "config.yaml" in before
     with pytest.raises(FileNotFoundError, match=r"^data\.path: .*nmaes\.txt"):
         preprocess.run(["--config", config_path, "--set", f"data.path={tmp_path / 'nmaes.txt'}"],
                        save_main_session=False)
-    assert files_and_bytes(preprocess.data_dir(config)) == before
+    assert files_and_bytes(layout.data_dir(config)) == before
 
 
+@pytest.mark.slow
 def test_rejected_rows_are_sharded_like_the_tfrecords_on_a_multi_worker_run(tmp_path, make_config):
     lines = "".join(f"sentence number {i} here,{i % 3 if i % 2 else 9}\n" for i in range(1200))  # odd: label 9
     corpus = write(tmp_path / "many.csv", lines)
@@ -311,8 +309,8 @@ def test_rejected_rows_are_sharded_like_the_tfrecords_on_a_multi_worker_run(tmp_
     metadata, data_dir = run(config, "--direct_running_mode=multi_processing", "--direct_num_workers=2")
     assert metadata["rows"]["rejected"] == 600 and metadata["rejected"]["by_reason"] == {"validate/bad_label": 600}
     folder = os.path.join(data_dir, "rejected")
-    assert sorted(os.listdir(folder)) == [f"rejected-0000{i}-of-00004.jsonl" for i in range(4)]
-    per_file = [sum(1 for _ in open(os.path.join(folder, name), encoding="utf-8")) for name in sorted(os.listdir(folder))]
+    assert sorted(os.listdir(folder)) == [f"rejected-0000{i}-of-00004.parquet" for i in range(4)]
+    per_file = [pq.read_metadata(os.path.join(folder, name)).num_rows for name in sorted(os.listdir(folder))]
     assert sum(per_file) == 600 and sum(count > 0 for count in per_file) >= 2, per_file
     assert len({r["id"] for r in rejected_records(data_dir)}) == 600
     assert metadata["failures"] == {"rows": 0, "rate": 0.0, "max_rate": 0.01, "first": []}

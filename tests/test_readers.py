@@ -17,8 +17,8 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
 
-from seqbeam.pipelines.config import ConfigError, DataConfig
-from seqbeam.pipelines.runners import pipeline_options
+from seqbeam.configs.schema import ConfigError, DataConfig
+from seqbeam.pipelines.options import pipeline_options
 from seqbeam.transforms.readers import ReadCorpus
 from seqbeam.transforms.records import Row
 
@@ -574,3 +574,107 @@ def test_headerless_csv_with_named_columns_fails_at_construction(tmp_path):
 def test_generated_format_is_not_read(tmp_path):
     with pytest.raises(ValueError, match="GenerateRows"):
         ReadCorpus(DataConfig(format="generated"))
+
+
+# --- rows of a task: ReadRows, ReadValidBatches, TrainingNames (transforms/rows.py) ----------
+
+
+def _task_config(task: dict, data: dict, **preprocess):
+    from seqbeam.configs.schema import config_from_dict
+
+    return config_from_dict({"task": task, "data": data, "preprocess": {"batch_size": 2, **preprocess}})
+
+
+def _rows_of(batches, label: str):
+    """The Rows of a PCollection of RowBatches (or lists of Rows), one element each."""
+    return batches | label >> beam.FlatMap(
+        lambda batch: batch if isinstance(batch, list) else [batch.row(i) for i in range(len(batch))])
+
+
+def test_read_valid_batches_validates_gives_splits_and_counts_what_was_read(tmp_path):
+    from seqbeam.transforms.rows import ReadValidBatches
+    from seqbeam.transforms.sinks import SumCounts
+    from seqbeam.transforms.validate import assign_split
+
+    emoji = _write(tmp_path / "emoji.csv",
+                   "sentence,label\n"
+                   "I love you,0\n"      # 2: valid
+                   "what a day,7\n"      # 3: label out of range
+                   ",3\n"                # 4: empty text
+                   "no label column\n"   # 5: missing column (the reader)
+                   + "z" * 300 + ",4\n"  # 6: over preprocess.max_chars
+                   "we eat food, 4 \n")  # 7: valid, the label stripped
+    pairs = _write(tmp_path / "pairs.tsv", "Go.\tVe.\tCC-BY\nBye.\t \tCC-BY\n")
+    classifier = _task_config({"name": "emoji", "kind": "classifier", "classes": ["a", "b", "c", "d", "e"]},
+                              {"format": "csv", "path": emoji, "text_column": "sentence", "label_column": "label"},
+                              max_chars=200)
+    seq2seq = _task_config({"name": "translate", "kind": "seq2seq"}, {"format": "anki", "path": pairs})
+    splits = classifier.preprocess.splits
+
+    def row(path, line, text, label=None, target=None):
+        return Row(at(path, line), text, target, label, assign_split(at(path, line), splits))
+
+    with _pipeline() as p:
+        for name, config, rows, rejects, read in [
+            ("Emoji", classifier, [row(emoji, 2, "I love you", label=0), row(emoji, 7, "we eat food", label=4)],
+             [(at(emoji, 3), "validate", "bad_label"), (at(emoji, 4), "validate", "empty_text"),
+              (at(emoji, 5), "read", "missing_column"), (at(emoji, 6), "validate", "too_many_chars")], 5),
+            ("Pairs", seq2seq, [row(pairs, 1, "Go.", target="Ve.")], [(at(pairs, 2), "validate", "empty_target")], 2),
+        ]:
+            out = p | f"Read{name}" >> ReadValidBatches(config)
+            assert set(out) == {"batches", "rejected", "stats"}
+            assert_that(_rows_of(out["batches"], f"Rows{name}"), equal_to(rows),
+                        label=f"rows{name}")
+            assert_that(out["rejected"] | f"Codes{name}" >> beam.Map(lambda r: (r["id"], r["stage"], r["code"])),
+                        equal_to(rejects), label=f"rejected{name}")
+            # Rows that came through reading, whatever validation made of them.
+            assert_that(out["stats"] | f"Sum{name}" >> beam.CombineGlobally(SumCounts()), equal_to([{"read": read}]),
+                        label=f"stats{name}")
+        # Validation's reasons name the limit and the key that sets it; the raw input is kept.
+        validated = (p | "ReadAgain" >> ReadValidBatches(classifier))["rejected"] | beam.Filter(
+            lambda r: r["stage"] == "validate")
+        assert_that(validated | beam.Map(lambda r: (r["reason"], r["raw"])), equal_to([
+            ("bad_label: label 7 outside 0..4", "what a day\t7"),
+            ("empty_text", "\t3"),
+            ("too_many_chars: 300 characters > preprocess.max_chars 200", "z" * 300 + "\t4"),
+        ]), label="reasons")
+
+
+def test_read_rows_generates_a_generated_corpus_in_batches_with_no_read_rejections():
+    from seqbeam.transforms.rows import ReadRows, ReadValidBatches
+    from seqbeam.transforms.synthetic import generate_shard
+
+    config = _task_config({"name": "reber", "kind": "classifier", "classes": ["ungrammatical", "grammatical"]},
+                          {"format": "generated", "generator": {"name": "reber", "num_rows": 25, "seed": 3,
+                                                                "rows_per_shard": 10}}, batch_size=4)
+    expected = [row for shard in range(3) for row in generate_shard(config.data.generator, shard)]
+    assert len(expected) == 25 and len({row.id for row in expected}) == 25
+    with _pipeline() as p:
+        read = p | "Read" >> ReadRows(config)
+        assert set(read) == {"batches", "rejected"}
+        assert_that(_rows_of(read["batches"], "Rows"), equal_to(expected), label="rows")
+        assert_that(read["batches"] | "Sizes" >> beam.Map(lambda b: 0 < len(b) <= 4) | beam.Distinct(),
+                    equal_to([True]), label="batch sizes")
+        assert_that(read["rejected"], equal_to([]), label="no rejections")
+        # Generated labels are 0/1 and texts never empty: every row is valid and gets its split.
+        valid = p | "Validate" >> ReadValidBatches(config)
+        assert_that(_rows_of(valid["batches"], "Valid") | "Ids" >> beam.Map(lambda r: r.id),
+                    equal_to([row.id for row in expected]), label="valid")
+        assert_that(valid["rejected"], equal_to([]), label="none rejected")
+
+
+def test_training_names_are_the_normalized_train_split_only(tmp_path):
+    from seqbeam.transforms.postprocess import name_key
+    from seqbeam.transforms.rows import TrainingNames
+    from seqbeam.transforms.validate import assign_split
+
+    names = ["Aurosaurus", "KIRAPTOR", "tovenator", "Ｂａｒｏｓａｕｒｕｓ", "melusaurus", "gonidon", "  lutosaurus ",
+             "Ratomimus", "kiraptor", "zygodon", "pelusaurus", "niraptor"]
+    path = _write(tmp_path / "names.txt", "\n".join(names) + "\n\n")  # the empty line is rejected, not a name
+    config = _task_config({"name": "names", "kind": "lm"}, {"format": "text", "path": path}, batch_size=3)
+    train = {name_key(name) for line, name in enumerate(names, start=1)
+             if assign_split(at(path, line), config.preprocess.splits) == "train"}
+    assert 0 < len(train) < len({name_key(n) for n in names})  # some names are in the other splits
+    assert "barosaurus" in {name_key(n) for n in names}  # NFKC and case folding apply
+    with _pipeline() as p:
+        assert_that(p | TrainingNames(config), equal_to([frozenset(train)]))

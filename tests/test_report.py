@@ -11,6 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seqbeam.pipelines.report import render_report, write_report
+from seqbeam.transforms.records import rejection
+from seqbeam.transforms.sinks import REJECTED_SCHEMA
 
 CLASSES = ["❤️", "⚾", "😄", "😞", "🍴"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -59,19 +61,14 @@ def write_common(task_dir, metrics: dict, rejected_input: str = "i hate mondays"
         {"id": f"corpus.csv:{i}", "text": "x" * 300 if i == 0 else f"sentence {i}",
          "sentences": [{"text": f"sentence {i}", "emoji": "😄", "probability": 0.813315749}],
          "probability": 0.123456, "truncated": False} for i in range(20)])
-    rejected = pa.schema([(name, pa.string()) for name in ("id", "input", "stage", "code", "reason")])
+    # Written as every job writes them: records made by rejection(), in the one rejected schema.
     write_parquet(task_dir / "rejected" / "rejected-00000-of-00001.parquet", [
-        {"id": "corpus.csv:90", "input": rejected_input, "stage": "validate", "code": "too_long",
-         "reason": "too_long: 900 tokens > 200"},
-        {"id": "corpus.csv:91", "input": "", "stage": "validate", "code": "empty", "reason": "empty: no text"}],
-        schema=rejected)
-    lines = [{"id": "corpus.csv:7", "raw": "bad,row,with,commas", "stage": "parse", "code": "columns",
-              "reason": "columns: 4 fields, expected 2"},
-             {"id": "corpus.csv:8", "raw": "nul\x00 and lone \udc80 surrogate", "stage": "clean", "code": "control",
-              "reason": "control: control characters"}]
-    path = task_dir / "data" / "rejected" / "rejected-00000-of-00001.jsonl"
-    path.parent.mkdir(parents=True)
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+        rejection("corpus.csv:90", rejected_input, "infer", "too_many_tokens", "900 tokens > 200"),
+        rejection("corpus.csv:91", "", "validate", "empty_text")], schema=REJECTED_SCHEMA)
+    write_parquet(task_dir / "data" / "rejected" / "rejected-00000-of-00001.parquet", [
+        rejection("corpus.csv:7", "bad,row,with,commas", "read", "columns", "4 fields, expected 2"),
+        rejection("corpus.csv:8", "nul\x00 and lone \udc80 surrogate", "read", "control", "control characters")],
+        schema=REJECTED_SCHEMA)
 
 
 def classifier_metrics() -> dict:
@@ -108,8 +105,8 @@ def test_classifier_report_is_one_file_with_images(tmp_path):
     assert "fedcba9876543210" in report and "skipped" in report and f"logs: {LONG_PATH}</td>" in report
     assert "x" * 200 + "…" in report and "x" * 201 not in report
     assert "0.813" in report and "0.813315749" not in report
-    assert "columns: 4 fields, expected 2" in report and "too_long: 900 tokens &gt; 200" in report
-    assert "nul\\x00 and lone \\udc80 surrogate" in report
+    assert "columns: 4 fields, expected 2" in report and "too_many_tokens: 900 tokens &gt; 200" in report
+    assert "nul\\x00 and lone \\x80 surrogate" in report
     assert "<pre>task:\n  name: demo" in report
     assert "src=\"http" not in report and "<script" not in report
 

@@ -13,7 +13,7 @@ import pytest
 
 from seqbeam.pipelines import run
 from seqbeam.pipelines.cli import main
-from seqbeam.pipelines.config import load_config
+from seqbeam.configs.schema import load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small enough for CI, the rest as shipped.
@@ -72,6 +72,7 @@ def report_images(summary: dict) -> list[bytes]:
     return [base64.b64decode(data) for data in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
 
 
+@pytest.mark.slow
 def test_emoji_run_from_the_command_line_prints_where_everything_is(tmp_path, capsys):
     assert main(cli_args("emoji", tmp_path)) == 0
     printed = capsys.readouterr().out
@@ -95,6 +96,7 @@ def test_emoji_run_from_the_command_line_prints_where_everything_is(tmp_path, ca
     assert len(images) >= 2 and all(image.startswith(PNG) for image in images)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["translate", "dates", "names", "reber"])
 def test_each_task_runs_end_to_end_with_sane_metrics_and_a_report(task_runs, task):
     summary = task_runs(task)
@@ -133,6 +135,7 @@ def model_versions(summary: dict) -> list[str]:
     return sorted(os.listdir(os.path.join(summary["task_dir"], "model")))
 
 
+@pytest.mark.slow
 def test_a_second_run_skips_every_stage_and_force_redoes_them(task_runs):
     first = task_runs("reber")
     config = small_config("reber", os.path.dirname(first["task_dir"]))
@@ -153,6 +156,7 @@ def test_a_second_run_skips_every_stage_and_force_redoes_them(task_runs):
     assert infer_outcome["outputs"]["model"].endswith(model_versions(forced)[-1])
 
 
+@pytest.mark.slow
 def test_changing_an_inference_key_redoes_only_inference_and_evaluation(task_runs):
     first = task_runs("reber")
     output_dir = os.path.dirname(first["task_dir"])
@@ -164,6 +168,7 @@ def test_changing_an_inference_key_redoes_only_inference_and_evaluation(task_run
     assert statuses(again) == {"preprocess": "skipped", "train": "skipped", "infer": "ran", "evaluate": "ran"}
 
 
+@pytest.mark.slow
 def test_selected_stages_run_alone(task_runs):
     first = task_runs("names")
     config = small_config("names", os.path.dirname(first["task_dir"]), "infer.num_samples=50")

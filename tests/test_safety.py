@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 
 import pytest
 
 from seqbeam.pipelines import preprocess
-from seqbeam.pipelines.config import ConfigError, load_config
+from seqbeam.configs.schema import ConfigError, load_config
 
-from conftest import EMOJI_CLASSES
+from conftest import EMOJI_CLASSES, read_rejected
 
 # Strings that would do something if anything parsed, templated, evaluated or rendered them.
 PAYLOADS = [
@@ -59,8 +58,7 @@ def test_input_text_is_stored_verbatim_and_never_interpreted(tmp_path, monkeypat
     })))
     metadata = preprocess.run_config(config, save_main_session=False)
     assert metadata["rows"] == {"in": 12, "train": 6, "valid": 0, "test": 0, "rejected": 6}
-    rejected = [json.loads(line) for path in glob.glob(str(tmp_path / "out" / "emoji" / "data" / "rejected" / "*"))
-                for line in open(path, encoding="utf-8")]
+    rejected = read_rejected(str(tmp_path / "out" / "emoji" / "data" / "rejected"))  # Parquet, as every job writes
     by_id = {r["id"]: r for r in rejected}
     for i, payload in enumerate(PAYLOADS):
         # The raw input is kept as the text it was (JSON fields joined by a tab), codes are fixed names.

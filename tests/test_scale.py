@@ -24,12 +24,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from seqbeam.pipelines import infer, preprocess
-from seqbeam.pipelines.config import DataConfig, config_from_dict
-from seqbeam.pipelines.runners import pipeline_options
+from seqbeam.pipelines import infer, layout, preprocess, serving
+from seqbeam.configs.schema import DataConfig, config_from_dict
+from seqbeam.pipelines.options import pipeline_options
 from seqbeam.transforms.readers import ReadCorpus
 
-from conftest import EMOJI_CLASSES, EMOJI_FILLER, EMOJI_KEYWORDS, read_examples, train_emoji_model
+from conftest import EMOJI_CLASSES, EMOJI_FILLER, EMOJI_KEYWORDS, read_examples
+
+pytestmark = pytest.mark.slow  # four worker processes per run, 20,000 rows
 
 WORKERS = 4
 FOUR_WORKERS = ["--direct_running_mode=multi_processing", f"--direct_num_workers={WORKERS}"]
@@ -174,12 +176,12 @@ def emoji_config(path: str, fmt: str, out: Path):
 
 
 def vocabulary_files(config) -> dict[str, str]:
-    folder = Path(preprocess.data_dir(config)) / "vocab"
+    folder = Path(layout.data_dir(config)) / "vocab"
     return {path.name: path.read_text(encoding="utf-8") for path in folder.iterdir()}
 
 
 def all_examples(config) -> list[dict]:
-    return [example for split in ("train", "valid", "test") for example in read_examples(preprocess.data_dir(config),
+    return [example for split in ("train", "valid", "test") for example in read_examples(layout.data_dir(config),
                                                                                            split)]
 
 
@@ -200,18 +202,17 @@ def test_preprocess_keeps_four_workers_busy_and_writes_what_one_writes(tmp_path,
     assert all_examples(spread) == all_examples(alone)
 
 
-def test_infer_keeps_four_workers_busy_and_predicts_what_one_predicts(tmp_path, caplog, monkeypatch):
+def test_infer_keeps_four_workers_busy_and_predicts_what_one_predicts(tmp_path, caplog, monkeypatch, shared_emoji):
     monkeypatch.setenv("SEQBEAM_PROGRESS_EVERY", "1")
     caplog.set_level(logging.INFO)
-    (tmp_path / "model").mkdir()
-    trained = train_emoji_model(tmp_path / "model", rows=300)
+    trained = shared_emoji.config  # the session's small emoji classifier, trained once
     path = corpus_files(tmp_path / "corpus", "csv", sentences(ROWS, seed=2))
     configs = {}
     for run in ("one", "four"):
         configs[run] = config_from_dict({
             **trained.to_dict(), "output_dir": str(tmp_path / run),
             "infer": {"input": {"format": "csv", "path": path, "text_column": "sentence"},
-                      "model_path": infer.plan_serving(trained).model_path, "num_shards": 0}})
+                      "model_path": serving.plan_serving(trained).model_path, "num_shards": 0}})
     infer.run_config(configs["one"], save_main_session=False)
     caplog.clear()
     summary = infer.run_config(configs["four"], FOUR_WORKERS, save_main_session=False)
@@ -219,7 +220,7 @@ def test_infer_keeps_four_workers_busy_and_predicts_what_one_predicts(tmp_path, 
     assert_spread(progress_by_worker(caplog.records, "infer"), ROWS, "model calls")
 
     def predictions(run):
-        table = pq.read_table(infer.predictions_dir(configs[run]))
+        table = pq.read_table(layout.predictions_dir(configs[run]))
         return sorted(zip(table.column("id").to_pylist(), table.column("emojified_text").to_pylist()))
 
     assert predictions("four") == predictions("one")

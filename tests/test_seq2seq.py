@@ -13,7 +13,7 @@ from seqbeam.models.seq2seq import (
     compile_seq2seq,
     seq2seq_training_pairs,
 )
-from seqbeam.transforms.vocabulary import END_ID, PAD_ID, START_ID
+from seqbeam.text.vocabulary import END_ID, PAD_ID, START_ID
 
 SYMBOLS = 10  # ids 4..13
 VOCAB = 4 + SYMBOLS

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from seqbeam.transforms.tokenizer import TextTokenizer
+from seqbeam.text.tokenizer import TextTokenizer
 
 
 def test_word_level_splits_words_from_punctuation():

@@ -10,16 +10,15 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from seqbeam.pipelines.config import TokenizerConfig, VocabConfig
-from seqbeam.pipelines.runners import pipeline_options
+from seqbeam.configs.schema import TokenizerConfig, VocabConfig
+from seqbeam.pipelines.options import pipeline_options
 from seqbeam.transforms.records import Row, RowBatch
+from seqbeam.text.vocabulary import RESERVED_TOKENS, Vocabulary
 from seqbeam.transforms.vocabulary import (
-    RESERVED_TOKENS,
     ApproximateVocabularyFn,
     BuildVocabulary,
     HeavyHitters,
     SumCountsPerBundle,
-    Vocabulary,
     token_bucket,
 )
 
@@ -113,7 +112,8 @@ HELD_OUT_COUNTS = {"zzz": 50, "mango": 20, "yam": 30}
 SIZES = [(8, 1), (13, 1), (13, 3), (8, 6), (100, 1)]
 
 
-@pytest.mark.parametrize("runner", [IN_PROCESS, MULTI_PROCESSING], ids=["in_process", "multi_processing"])
+@pytest.mark.parametrize("runner", [pytest.param(IN_PROCESS, id="in_process"),
+                                    pytest.param(MULTI_PROCESSING, id="multi_processing", marks=pytest.mark.slow)])
 def test_vocabulary_equals_a_counter_top_k_with_ties_at_the_cut(runner):
     rows = corpus_rows(TIED_COUNTS, HELD_OUT_COUNTS, seed=7, tokens_per_row=3)
     # The smallest summary (K=4, capacity 16) tracks every distinct train token: exact too.

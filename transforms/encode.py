@@ -16,50 +16,13 @@ from typing import Optional
 import apache_beam as beam
 import numpy as np
 import tensorflow as tf
-import tensorflow_text as tf_text
 
-from seqbeam.pipelines.config import Config
+from seqbeam.configs.schema import Config
 from seqbeam.transforms.examples import serialize_int_examples
-from seqbeam.transforms.records import REJECTED, SPLITS, STAGE_ENCODE, STATS, RowBatch, rejection
-from seqbeam.transforms.tokenizer import TextTokenizer
-from seqbeam.transforms.vocabulary import END_ID, START_ID, Vocabulary
-
-
-class TokenIds(tf.Module):
-    """Raw strings -> ragged token ids: the task tokenizer followed by a vocabulary lookup."""
-
-    def __init__(self, tokenizer: TextTokenizer, vocabulary: Vocabulary, vocab_file: str = ""):
-        super().__init__()
-        self.tokenizer = tokenizer
-        self.table = vocabulary.lookup_table(vocab_file)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def __call__(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        return tf.ragged.map_flat_values(self.table.lookup, self.tokenizer.tokenize(texts))
-
-
-def pad(ids: tf.RaggedTensor, length: int) -> tf.Tensor:
-    """Ids truncated and zero-padded to ``length`` columns (tensorflow-text's pad_model_inputs)."""
-    padded, _ = tf_text.pad_model_inputs(ids, max_seq_length=length, pad_value=0)
-    return padded
-
-
-def pad_to_longest(ids: tf.RaggedTensor, max_length: int) -> tf.Tensor:
-    """Ids cut to ``max_length`` and zero-padded only to the batch's longest row (at least 1 column).
-
-    What serving feeds the models: a batch of short rows costs short sequences.
-    """
-    longest = tf.reduce_max(tf.concat([ids.row_lengths(), [1]], axis=0))
-    return pad(ids, tf.minimum(longest, max_length))
-
-
-def shift_for_teacher_forcing(ids: tf.RaggedTensor, length: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """(``<start>`` + ids, ids + ``<end>``), each cut to ``length`` so both keep their marker."""
-    ids = ids[:, : length - 1]
-    batch = ids.nrows()
-    start = tf.fill([batch, 1], tf.constant(START_ID, tf.int64))
-    end = tf.fill([batch, 1], tf.constant(END_ID, tf.int64))
-    return pad(tf.concat([start, ids], axis=1), length), pad(tf.concat([ids, end], axis=1), length)
+from seqbeam.transforms.records import REJECTED, SPLITS, STAGE_ENCODE, STATS, TOO_MANY_TOKENS, RowBatch, rejection
+from seqbeam.text.encoding import TokenIds, pad, shift_for_teacher_forcing
+from seqbeam.text.tokenizer import TextTokenizer
+from seqbeam.text.vocabulary import Vocabulary
 
 
 class FeatureEncoder(tf.Module):
@@ -182,11 +145,11 @@ class EncodeBatches(beam.DoFn):
         if not self._reject_overflow:
             return None
         if self._kind == "lm" and n_source + 1 > self._max_length:
-            return "too_many_tokens", f"{n_source} tokens + <start> > max_length {self._max_length}"
+            return TOO_MANY_TOKENS, f"{n_source} tokens + <start> > max_length {self._max_length}"
         if self._kind != "lm" and n_source > self._max_length:
-            return "too_many_tokens", f"{n_source} tokens > max_length {self._max_length}"
+            return TOO_MANY_TOKENS, f"{n_source} tokens > max_length {self._max_length}"
         if self._kind == "seq2seq" and n_target + 1 > self._max_target_length:
-            return "too_many_tokens", (
+            return TOO_MANY_TOKENS, (
                 f"target of {n_target} tokens + <end> > max_target_length {self._max_target_length}"
             )
         return None

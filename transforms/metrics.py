@@ -80,18 +80,25 @@ class TranslationMetrics(beam.CombineFn):
 
     sacrebleu scores a corpus from per-sentence sufficient statistics summed over the
     corpus; the accumulator is those sums, so workers score their share and merge.
+    BLEU's are ``[hypothesis length, reference length, matches per order, n-grams per
+    order]``, chrF's ``[hypothesis, reference, match]`` counts per n-gram order.
     """
 
     def __init__(self):
         self._metrics = None
 
-    def _bleu_chrf(self):
+    def _sacrebleu(self):
+        """(BLEU scorer, BLEU statistics extractor, chrF scorer), built on first use."""
         if self._metrics is None:
             from sacrebleu.metrics import BLEU, CHRF
 
-            self._metrics = (BLEU(), CHRF())
-            for metric in self._metrics:
+            bleu, chrf = BLEU(), CHRF()
+            for metric in (bleu, chrf):
                 metric.num_refs = 1  # one reference per row; the signature reports it
+            # The same tokenization; the statistics do not depend on smoothing or effective
+            # order (only the score does), and with these sentence_score neither warns nor alters them.
+            statistics = BLEU(smooth_method="none", effective_order=True)
+            self._metrics = (bleu, statistics, chrf)
         return self._metrics
 
     def create_accumulator(self) -> list:
@@ -104,12 +111,18 @@ class TranslationMetrics(beam.CombineFn):
         pairs = list(pairs)
         if not pairs:
             return accumulator
-        hypotheses, references = [h for h, _ in pairs], [r for _, r in pairs]
-        sums = [len(pairs)]
-        for metric in self._bleu_chrf():
-            stats = np.asarray(metric._extract_corpus_statistics(hypotheses, [references]), dtype=np.int64)
-            sums.append(stats.sum(axis=0))
-        return self.merge_accumulators([accumulator, sums])
+        _, bleu_statistics, chrf = self._sacrebleu()
+        bleu_sums = np.zeros(2 + 2 * bleu_statistics.max_ngram_order, dtype=np.int64)
+        for hypothesis, reference in pairs:
+            score = bleu_statistics.sentence_score(hypothesis, [reference])
+            bleu_sums += [score.sys_len, score.ref_len, *score.counts, *score.totals]
+        # Private API: sacrebleu 2.6.0 has no public one for chrF's sufficient statistics
+        # (CHRFScore keeps only the score) or for a score from summed statistics, and no
+        # upstream issue (mjpost/sacrebleu) was found that asks for one. These are the
+        # methods CHRF.corpus_score itself runs.
+        chrf_sums = np.asarray(chrf._extract_corpus_statistics([h for h, _ in pairs], [[r for _, r in pairs]]),
+                               dtype=np.int64).sum(axis=0)
+        return self.merge_accumulators([accumulator, [len(pairs), bleu_sums, chrf_sums]])
 
     def merge_accumulators(self, accumulators: Iterable[list]) -> list:
         merged = self.create_accumulator()
@@ -121,16 +134,20 @@ class TranslationMetrics(beam.CombineFn):
 
     def extract_output(self, accumulator: list) -> dict:
         rows, bleu_stats, chrf_stats = accumulator
-        bleu, chrf = self._bleu_chrf()
+        bleu, _, chrf = self._sacrebleu()
+        signatures = {"bleu_signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature())}
         if not rows:
-            return {"rows": 0, "bleu": None, "chrf": None, "bleu_signature": str(bleu.get_signature()),
-                    "chrf_signature": str(chrf.get_signature())}
+            return {"rows": 0, "bleu": None, "chrf": None, **signatures}
+        order = bleu.max_ngram_order
+        sys_len, ref_len, *counts = (int(n) for n in bleu_stats)
+        bleu_score = bleu.compute_bleu(counts[:order], counts[order:], sys_len, ref_len,
+                                       smooth_method=bleu.smooth_method, smooth_value=bleu.smooth_value,
+                                       effective_order=bleu.effective_order, max_ngram_order=order)
         return {
             "rows": rows,
-            "bleu": round(float(bleu._compute_score_from_stats(bleu_stats.tolist()).score), 4),
-            "chrf": round(float(chrf._compute_score_from_stats(chrf_stats.tolist()).score), 4),
-            "bleu_signature": str(bleu.get_signature()),
-            "chrf_signature": str(chrf.get_signature()),
+            "bleu": round(float(bleu_score.score), 4),
+            "chrf": round(float(chrf._compute_score_from_stats(chrf_stats.tolist()).score), 4),  # see add_inputs
+            **signatures,
         }
 
 

@@ -23,7 +23,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from seqbeam.transforms.date_generator import WEEKDAYS
-from seqbeam.transforms.records import REJECTED, STATS, rejection
+from seqbeam.transforms.records import REJECTED, STATS, TOO_MANY_TOKENS, rejection
 from seqbeam.transforms.retry import error_message
 from seqbeam.transforms.sinks import INFERENCE_ERROR
 
@@ -154,20 +154,20 @@ class OutputFormat:
         """The row's input as written in the corpus (for rejected records)."""
         return example if isinstance(example, str) else "".join(example)
 
-    def too_long(self, key: str, example: Any, tokens: Iterable[int]) -> tuple[Optional[dict], bool]:
+    def too_many_tokens(self, key: str, example: Any, tokens: Iterable[int]) -> tuple[Optional[dict], bool]:
         """(rejected record or None, truncated) from the token counts of the model inputs."""
         longest = max(tokens)
         if longest <= self.max_tokens:
             return None, False
         if self.overflow == "reject":
-            return rejection(key, self.input_text(example), STAGE_INFER, "too_long",
+            return rejection(key, self.input_text(example), STAGE_INFER, TOO_MANY_TOKENS,
                              f"{longest} tokens > the model's {self.max_tokens}"), False
         return None, True
 
     def decoded(self, key: str, result: Any) -> tuple[Optional[dict], str, float, bool]:
         """(rejected record or None, decoded text, score, truncated) of a seq2seq result."""
         out = result.inference
-        rejected, truncated = self.too_long(key, result.example, [out["tokens"]])
+        rejected, truncated = self.too_many_tokens(key, result.example, [out["tokens"]])
         return rejected, out["text"].decode("utf-8"), float(out["score"]), truncated
 
 
@@ -201,7 +201,7 @@ class EmojiOutputs(OutputFormat):
 
     def outcome(self, key, result, known=frozenset()):
         pieces, out = result.example, result.inference
-        rejected, truncated = self.too_long(key, pieces, out["tokens"])
+        rejected, truncated = self.too_many_tokens(key, pieces, out["tokens"])
         if rejected:
             return Outcome(None, rejected)
         threshold = self.threshold
@@ -226,7 +226,7 @@ class ReberOutputs(OutputFormat):
 
     def outcome(self, key, result, known=frozenset()):
         out = result.inference
-        rejected, truncated = self.too_long(key, result.example, [out["tokens"]])
+        rejected, truncated = self.too_many_tokens(key, result.example, [out["tokens"]])
         if rejected:
             return Outcome(None, rejected)
         probability = float(out["probability"])
@@ -299,17 +299,6 @@ class NameOutputs(OutputFormat):
 
     def input_text(self, example):
         return example.text
-
-
-REJECTED_SCHEMA = pa.schema([
-    *_text_fields("id", "input", "stage", "code", "reason"),
-])
-
-
-def rejected_row(record: dict) -> dict:
-    """A rejected record in the columns of ``REJECTED_SCHEMA``."""
-    return {"id": record["id"], "input": record["raw"], "stage": record["stage"], "code": record["code"],
-            "reason": record["reason"]}
 
 
 # Keys of the count dicts PostprocessBatches emits on its ``stats`` output.

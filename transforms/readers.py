@@ -26,7 +26,7 @@ from typing import Any, Iterator, Optional
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from seqbeam.pipelines.config import ConfigError, DataConfig
+from seqbeam.configs.schema import ConfigError, DataConfig
 from seqbeam.transforms.records import REJECTED, STAGE_READ, Row, in_batches, rejection
 from seqbeam.transforms.sources import (
     LineBatch,

@@ -24,6 +24,10 @@ STAGE_ENCODE = "encode"
 
 SPLITS = ("train", "valid", "test")
 
+# A row with more tokens than the model takes, in preprocessing (``preprocess.overflow:
+# reject``) and in inference (``infer.overflow: reject``) alike.
+TOO_MANY_TOKENS = "too_many_tokens"
+
 
 class Row(NamedTuple):
     """One corpus row: its stable id, its text and, per task, a target or a label."""

@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import collections
 import datetime
-import io
-import json
 import logging
+import struct
 from typing import Any, Iterable, Mapping
 
 import apache_beam as beam
+import google_crc32c
+import pyarrow as pa
 from apache_beam.io import filebasedsink
 from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
-from apache_beam.io.tfrecordio import _TFRecordUtil
 
-from seqbeam.pipelines.config import Config, join_path
+from seqbeam.configs.schema import Config
+from seqbeam.storage import join_path
 from seqbeam.transforms.records import SPLITS
 from seqbeam.transforms.retry import PROCESSING_ERROR
-from seqbeam.transforms.vocabulary import Vocabulary
+from seqbeam.text.vocabulary import Vocabulary
 
 _LOG = logging.getLogger(__name__)
 
@@ -45,6 +45,9 @@ class BatchedTFRecordSink(filebasedsink.FileBasedSink):
     element keeps the sink's temp-file, sharding and finalization logic without it.
     """
 
+    _LENGTH = struct.Struct("<Q")
+    _CRC = struct.Struct("<I")
+
     def __init__(self, file_path_prefix: str, file_name_suffix: str, num_shards: int):
         super().__init__(
             file_path_prefix=file_path_prefix,
@@ -57,10 +60,27 @@ class BatchedTFRecordSink(filebasedsink.FileBasedSink):
 
     def write_record(self, file_handle, records: list[bytes]) -> None:
         # One write per batch: every write to a gzip file is a separate compress call.
-        framed = io.BytesIO()
+        file_handle.write(self.frame(records))
+
+    @classmethod
+    def frame(cls, records: Iterable[bytes]) -> bytes:
+        """``records`` framed as consecutive TFRecords, the bytes of a (plain) ``.tfrecord`` file.
+
+        Each record is its length (uint64, little-endian), the masked CRC-32C of those 8
+        bytes (uint32, little-endian), the data, and the masked CRC-32C of the data.
+        """
+        pack_length, pack_crc, crc = cls._LENGTH.pack, cls._CRC.pack, cls._masked_crc32c
+        parts = []
         for record in records:
-            _TFRecordUtil.write_record(framed, record)
-        file_handle.write(framed.getvalue())
+            length = pack_length(len(record))
+            parts += (length, pack_crc(crc(length)), record, pack_crc(crc(record)))
+        return b"".join(parts)
+
+    @staticmethod
+    def _masked_crc32c(data: bytes) -> int:
+        """TFRecord's masked CRC-32C of ``data``: the CRC rotated right by 15 bits plus 0xa282ead8, mod 2**32."""
+        value = google_crc32c.value(data)
+        return (((value >> 15) | (value << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 class WriteSplits(beam.PTransform):
@@ -90,11 +110,23 @@ class WriteSplits(beam.PTransform):
         return written
 
 
-class WriteRejected(beam.PTransform):
-    """Rejected records as JSON Lines (raw input escaped, never interpreted); returns the paths written.
+# The one format of rejected rows, for every job: one record per row that produced no
+# output (DESIGN.md), as written by :func:`seqbeam.transforms.records.rejection`.
+REJECTED_SCHEMA = pa.schema([pa.field(name, pa.string(), nullable=False)
+                             for name in ("id", "raw", "stage", "code", "reason")])
+# Rows go to the shards a table (row group) at a time: a table of every 256 rows (Beam
+# flushes a table once its record batches reach the byte size, 1 here) spreads a bundle's
+# rejections over the shards; Beam's 64 MiB tables would put them all in one file.
+_REJECTED_TABLE_ROWS = 256
 
-    ``num_shards`` is the job's own shard setting (0: one file per bundle), so a job that
-    rejects many rows spreads them over as many writers as its main output.
+
+class WriteRejected(beam.PTransform):
+    """Rejected records -> ``<rejected_dir>/rejected-*.parquet``; returns the paths written.
+
+    Every job writes its rejected rows with this transform: the columns of
+    :data:`REJECTED_SCHEMA` (the raw input kept as text, never interpreted). ``num_shards``
+    is the job's own shard setting (0: one file per bundle), so a job that rejects many
+    rows spreads them over as many writers as its main output.
     """
 
     def __init__(self, rejected_dir: str, num_shards: int):
@@ -103,11 +135,10 @@ class WriteRejected(beam.PTransform):
         self._num_shards = num_shards
 
     def expand(self, rejected):
-        return (
-            rejected
-            | "ToJson" >> beam.Map(lambda record: json.dumps(record, ensure_ascii=False))
-            | "Write" >> beam.io.WriteToText(self._prefix, file_name_suffix=".jsonl", num_shards=self._num_shards)
-        )
+        return rejected | "WriteParquet" >> beam.io.WriteToParquet(
+            self._prefix, schema=REJECTED_SCHEMA, codec="snappy", file_name_suffix=".parquet",
+            num_shards=self._num_shards, row_group_buffer_size=1,
+            record_batch_size=_REJECTED_TABLE_ROWS)
 
 
 class SumCounts(beam.CombineFn):
@@ -267,53 +298,6 @@ def build_metadata(
         "failures": failures,
         "shards": {split: sorted(_basename(p) for p in paths) for split, paths in shards.items()},
     }
-
-
-def write_json(payload: dict, path: str) -> str:
-    """Writes a JSON document (local or gs://) and returns its path."""
-    with FileSystems.create(path) as f:
-        f.write((json.dumps(payload, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-    return path
-
-
-def read_json(path: str) -> Any:
-    """A JSON document (local or gs://), or None when there is no such file."""
-    if not FileSystems.exists(path):
-        return None
-    with FileSystems.open(path) as f:
-        return json.loads(f.read().decode("utf-8"))
-
-
-def path_exists(path: str) -> bool:
-    """Whether a file or a folder is there, local or gs://.
-
-    Cloud Storage has no folders, only object names: ``FileSystems.exists`` finds an
-    object named exactly ``path``, so a folder (a SavedModel, a shard folder) counts as
-    there when some object's name starts with ``path/``.
-    """
-    if FileSystems.exists(path):
-        return True
-    return not FileSystems.get_filesystem(path).has_dirs() and bool(_objects_under(path, limit=1))
-
-
-def delete_paths(paths: Iterable[str]) -> None:
-    """Deletes files and folders with everything in them, local or gs://; missing paths are skipped."""
-    for path in paths:
-        if FileSystems.exists(path):
-            FileSystems.delete([path])
-        if not FileSystems.get_filesystem(path).has_dirs() and _objects_under(path, limit=1):
-            FileSystems.delete([path.rstrip("/") + "/"])  # on gs://, a trailing '/' deletes the whole prefix
-
-
-def _objects_under(folder: str, limit: int) -> list:
-    return FileSystems.match([folder.rstrip("/") + "/**"], limits=[limit])[0].metadata_list
-
-
-def write_text(text: str, path: str) -> str:
-    """Writes a UTF-8 text file (local or gs://) and returns its path."""
-    with FileSystems.create(path) as f:
-        f.write(text.encode("utf-8"))
-    return path
 
 
 def _basename(path: str) -> str:

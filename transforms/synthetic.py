@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import apache_beam as beam
 
-from seqbeam.pipelines.config import GeneratorConfig
+from seqbeam.configs.schema import GeneratorConfig
 from seqbeam.transforms.date_generator import generate_dates
 from seqbeam.transforms.records import Row, in_batches
 from seqbeam.transforms.reber_generator import generate_reber

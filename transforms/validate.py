@@ -1,8 +1,10 @@
-"""Row validation and train/valid/test assignment.
+"""Row validation (one set of checks for every job) and train/valid/test assignment.
 
 Checks what a task needs of a row before any tokenization (text present and not
 absurdly long, target present, label an integer in range) and gives it its split from a
 hash of its id: the same id lands in the same split on every runner and every rerun.
+Preprocessing runs :class:`ValidateBatches`; inference runs :class:`KeyExamples`, whose
+text check is the same :func:`text_problem`, so a text is judged alike by both jobs.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from typing import Any, Optional
 
 import apache_beam as beam
 
-from seqbeam.pipelines.config import Config, SplitConfig
+from seqbeam.configs.schema import Config, SplitConfig
+from seqbeam.transforms.postprocess import split_sentences
 from seqbeam.transforms.records import REJECTED, STAGE_VALIDATE, STATS, Row, RowBatch, rejection
+
+TOO_MANY_CHARS = "too_many_chars"
 
 
 def assign_split(row_id: str, splits: SplitConfig) -> str:
@@ -26,6 +31,21 @@ def assign_split(row_id: str, splits: SplitConfig) -> str:
     if point < splits.train + splits.valid:
         return "valid"
     return "test"
+
+
+def text_problem(text: Optional[str], max_chars: int, key: str,
+                 field: str = "text") -> Optional[tuple[str, str]]:
+    """(code, detail) when ``text`` is missing, blank or longer than ``max_chars``, else None.
+
+    ``key`` is the config key of the limit (``preprocess.max_chars``, ``infer.max_chars``),
+    named in the detail; ``field`` is ``"text"`` or ``"target"`` (code ``empty_target``).
+    """
+    if text is None or not text.strip():
+        return f"empty_{field}", ""
+    if len(text) > max_chars:
+        of = "" if field == "text" else f"{field} of "
+        return TOO_MANY_CHARS, f"{of}{len(text)} characters > {key} {max_chars}"
+    return None
 
 
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -50,6 +70,9 @@ def parse_label(value, num_classes: int) -> tuple[Optional[int], str]:
     if not 0 <= label < num_classes:
         return None, f"label {label} outside 0..{num_classes - 1}"
     return label, ""
+
+
+_PREPROCESS_MAX_CHARS = "preprocess.max_chars"
 
 
 class ValidateBatches(beam.DoFn):
@@ -82,18 +105,44 @@ class ValidateBatches(beam.DoFn):
 
     def _check(self, row: Row) -> tuple[Any, Optional[tuple[str, str]]]:
         """(the row's label, parsed for classifiers; (code, detail) of what is wrong, or None)."""
-        if not row.text.strip():
-            return None, ("empty_text", "")
-        if len(row.text) > self._max_chars:
-            return None, ("too_long", f"{len(row.text)} characters > max_chars {self._max_chars}")
+        problem = text_problem(row.text, self._max_chars, _PREPROCESS_MAX_CHARS)
+        if problem:
+            return None, problem
         if self._kind == "seq2seq":
-            if row.target is None or not row.target.strip():
-                return None, ("empty_target", "")
-            if len(row.target) > self._max_chars:
-                return None, ("too_long", f"target of {len(row.target)} characters > max_chars {self._max_chars}")
+            problem = text_problem(row.target, self._max_chars, _PREPROCESS_MAX_CHARS, field="target")
+            if problem:
+                return None, problem
         if self._kind != "classifier":
             return row.label, None
         if row.label is None:
             return None, ("missing_label", "")
         label, why = parse_label(row.label, self._num_classes)
         return label, (None if label is not None else ("bad_label", why))
+
+
+class KeyExamples(beam.DoFn):
+    """Lists of Rows -> lists of ``(id, example)`` the model can take; rejected: what it cannot.
+
+    An example is the row's text, or (emoji tagging) the text cut into sentences. Texts
+    are checked by :func:`text_problem` against ``infer.max_chars``, as preprocessing checks
+    them against ``preprocess.max_chars``. Tagged output ``stats``: ``{"read": rows}`` per
+    list, the rows that came through reading.
+    """
+
+    def __init__(self, max_chars: int, sentences: bool):
+        self._max_chars = max_chars
+        self._sentences = sentences
+        self._rows_in = beam.metrics.Metrics.counter("infer", "rows_in")
+
+    def process(self, rows: list[Row]):
+        self._rows_in.inc(len(rows))
+        keyed = []
+        for row in rows:
+            problem = text_problem(row.text, self._max_chars, "infer.max_chars")
+            if problem:
+                yield beam.pvalue.TaggedOutput(REJECTED, rejection(row.id, row.text, STAGE_VALIDATE, *problem))
+            else:
+                keyed.append((row.id, split_sentences(row.text) if self._sentences else row.text))
+        if keyed:
+            yield keyed
+        yield beam.pvalue.TaggedOutput(STATS, {"read": len(rows)})

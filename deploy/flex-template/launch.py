@@ -44,9 +44,9 @@ def main(argv=None) -> None:
     overrides = [item.strip() for item in args.overrides.split(";") if item.strip()]
     config_path = local_config(args.config)
 
-    from seqbeam.pipelines import infer, preprocess
-    from seqbeam.pipelines.config import load_config
-    from seqbeam.pipelines.runners import pipeline_options
+    from seqbeam.pipelines import infer, preprocess, serving
+    from seqbeam.configs.schema import load_config
+    from seqbeam.pipelines.options import pipeline_options
 
     templated = any(a.startswith("--template_location") for a in beam_args)
     if not templated:
@@ -69,7 +69,7 @@ def main(argv=None) -> None:
         preprocess.clear_outputs(config)
         preprocess.build_pipeline(pipeline, config)
     else:
-        plan = infer.plan_serving(config)  # fails now if the model is missing or of another task
+        plan = serving.plan_serving(config)  # fails now if the model is missing or of another task
         infer.clear_outputs(config)
         infer.build_pipeline(pipeline, config, plan)
     pipeline.run()  # with --template_location: writes the job file; Dataflow runs the job

@@ -16,8 +16,6 @@ from typing import Sequence
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from seqbeam.pipelines.config import TokenizerConfig
-
 # Word level is `[\w']+|[^\s\w]` made Unicode-aware: RE2's \w is ASCII only, so letters,
 # digits and combining marks are named by Unicode class. A symbol keeps the marks that
 # follow it (an emoji with its variation selector is one token).
@@ -46,8 +44,8 @@ class TextTokenizer:
         self._whitespace_splitter = tf_text.WhitespaceTokenizer()
 
     @classmethod
-    def from_config(cls, config: TokenizerConfig) -> "TextTokenizer":
-        """The tokenizer a task config describes."""
+    def from_config(cls, config) -> "TextTokenizer":
+        """The tokenizer a task's ``preprocess.tokenizer`` section (or any object with its fields) describes."""
         return cls(level=config.level, lowercase=config.lowercase, normalization=config.normalization)
 
     def get_config(self) -> dict:

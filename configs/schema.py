@@ -267,7 +267,7 @@ class Config:
     @property
     def task_dir(self) -> str:
         """Folder holding every output of this task."""
-        return join_path(self.output_dir, self.task.name)
+        return f"{self.output_dir.rstrip('/')}/{self.task.name}"
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain data (tuples become lists)."""
@@ -309,14 +309,6 @@ class Config:
 def _digest(payload: dict) -> str:
     canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
-
-
-def join_path(base: str, *parts: str) -> str:
-    """Joins path parts with '/', for local paths and gs:// URLs alike."""
-    path = base.rstrip("/")
-    for part in parts:
-        path = f"{path}/{part.strip('/')}"
-    return path
 
 
 def load_config(path: str, overrides: Sequence[str] = ()) -> Config:

@@ -1,0 +1,51 @@
+"""Text -> padded ids as TensorFlow ops: the graph preprocessing and serving share.
+
+:class:`TokenIds` (the task tokenizer followed by a vocabulary lookup) runs in the Beam
+preprocessing and inside every exported SavedModel, so the same text gives the same ids in
+both; the padding helpers shape those ids for the models.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from seqbeam.text.tokenizer import TextTokenizer
+from seqbeam.text.vocabulary import END_ID, START_ID, Vocabulary
+
+
+class TokenIds(tf.Module):
+    """Raw strings -> ragged token ids: the task tokenizer followed by a vocabulary lookup."""
+
+    def __init__(self, tokenizer: TextTokenizer, vocabulary: Vocabulary, vocab_file: str = ""):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.table = vocabulary.lookup_table(vocab_file)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def __call__(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        return tf.ragged.map_flat_values(self.table.lookup, self.tokenizer.tokenize(texts))
+
+
+def pad(ids: tf.RaggedTensor, length: int) -> tf.Tensor:
+    """Ids truncated and zero-padded to ``length`` columns (tensorflow-text's pad_model_inputs)."""
+    padded, _ = tf_text.pad_model_inputs(ids, max_seq_length=length, pad_value=0)
+    return padded
+
+
+def pad_to_longest(ids: tf.RaggedTensor, max_length: int) -> tf.Tensor:
+    """Ids cut to ``max_length`` and zero-padded only to the batch's longest row (at least 1 column).
+
+    What serving feeds the models: a batch of short rows costs short sequences.
+    """
+    longest = tf.reduce_max(tf.concat([ids.row_lengths(), [1]], axis=0))
+    return pad(ids, tf.minimum(longest, max_length))
+
+
+def shift_for_teacher_forcing(ids: tf.RaggedTensor, length: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """(``<start>`` + ids, ids + ``<end>``), each cut to ``length`` so both keep their marker."""
+    ids = ids[:, : length - 1]
+    batch = ids.nrows()
+    start = tf.fill([batch, 1], tf.constant(START_ID, tf.int64))
+    end = tf.fill([batch, 1], tf.constant(END_ID, tf.int64))
+    return pad(tf.concat([start, ids], axis=1), length), pad(tf.concat([ids, end], axis=1), length)
