@@ -145,7 +145,8 @@ def _train_with_fit(config: Config, metadata: dict, strategy: tf.distribute.Stra
     train_steps = steps_per_epoch(metadata, train.batch_size * strategy.num_replicas_in_sync)
     started = time.monotonic()
     # Finite validation data and no validation_steps: Keras reads all of it, each example once.
-    history = model.fit(data["train"], steps_per_epoch=train_steps, epochs=train.epochs,
+    # shuffle=False: the tf.data pipeline shuffles (Keras only warns that it cannot).
+    history = model.fit(data["train"], steps_per_epoch=train_steps, epochs=train.epochs, shuffle=False,
                         validation_data=data.get("valid"), callbacks=callbacks, verbose=0).history
     seconds = time.monotonic() - started
     metrics = {split: model.evaluate(dataset, verbose=0, return_dict=True)

@@ -13,13 +13,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pyarrow.parquet as pq
 import pytest
-import tensorflow as tf
 
 from seqbeam.configs.schema import Config, config_from_dict
 
 
 def read_examples(data_dir: str, split: str) -> list[dict]:
     """Every Example of a split's shards as {feature: list of values}, ids decoded."""
+    import tensorflow as tf  # here, not at the top: xdist's controller process loads this file too
+
     rows = []
     for path in sorted(glob.glob(os.path.join(data_dir, f"{split}-*.tfrecord.gz"))):
         for record in tf.data.TFRecordDataset(path, compression_type="GZIP"):
@@ -191,10 +192,10 @@ def shared_names(tmp_path_factory):
 # `make test` runs the files on two processes (pytest-xdist, --dist loadfile: a file's module
 # fixtures are built once) and hands them out in collection order. The longest files go first,
 # so that neither process is left running one of them alone at the end; the others follow in
-# their usual order. (Seconds per file on the 2-core machine, measured with --durations.)
-LONGEST_FIRST = ("test_scale.py", "test_train.py", "test_run.py", "test_dates_model.py", "test_fuzz.py",
-                 "test_seq2seq.py", "test_preprocess.py", "test_infer.py", "test_faults.py", "test_multiworker.py",
-                 "test_gcs.py", "test_vocabulary.py", "test_export.py", "test_classifiers.py", "test_readers.py")
+# their usual order. (Ordered by the seconds each file took in `make test`, from its --durations.)
+LONGEST_FIRST = ("test_train.py", "test_scale.py", "test_run.py", "test_fuzz.py", "test_dates_model.py",
+                 "test_multiworker.py", "test_infer.py", "test_faults.py", "test_preprocess.py", "test_vocabulary.py",
+                 "test_cli.py", "test_gcs.py", "test_seq2seq.py", "test_export.py", "test_classifiers.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -34,8 +34,10 @@ def reber_config(out_dir: str, num_rows: int = 10_000, **train_overrides) -> dic
     return {
         "task": {"name": "reber", "kind": "classifier", "classes": ["ungrammatical", "grammatical"]},
         "data": {"format": "generated", "generator": {"name": "reber", "num_rows": num_rows, "seed": 4}},
+        # The strings generated here have at most 46 characters (10,000 of seed 4; 2,000 of seed 77: 38):
+        # 48 cuts none, and the GRU, which steps through every position, runs a quarter fewer steps than at 64.
         "preprocess": {"tokenizer": {"level": "char", "lowercase": False, "normalization": "none"},
-                       "max_length": 64, "num_shards": 2, "batch_size": 256},
+                       "max_length": 48, "num_shards": 2, "batch_size": 256},
         "train": {**REBER_TRAIN, **train_overrides},
         "output_dir": out_dir,
     }
