@@ -13,6 +13,7 @@ import pytest
 
 from seqbeam.models import embeddings
 from seqbeam.models.embeddings import load_pretrained_vectors, pretrained_embedding
+from seqbeam.text import vector_files
 from seqbeam.text.vocabulary import PAD_ID, RESERVED_TOKENS, UNK_ID
 
 DIM = 5
@@ -242,8 +243,8 @@ def big_file(tmp_path):
 def test_large_file_is_streamed_and_only_vocabulary_rows_are_parsed(big_file, monkeypatch):
     path, wanted = big_file
     parsed = []
-    original = embeddings._parse_vector
-    monkeypatch.setattr(embeddings, "_parse_vector", lambda line, p: parsed.append(line.word) or original(line, p))
+    original = vector_files.parse_vector
+    monkeypatch.setattr(vector_files, "parse_vector", lambda line, p: parsed.append(line.word) or original(line, p))
     tokens = vocab(*wanted, "absent")  # one absent token: the whole file is read
     start = time.perf_counter()
     result = load_pretrained_vectors(path, tokens)
@@ -273,8 +274,8 @@ def test_memory_stays_bounded_whatever_the_file_size(tmp_path):
 def test_reading_stops_once_every_token_is_found(big_file, monkeypatch):
     path, _ = big_file
     seen = []
-    original = embeddings._word_of
-    monkeypatch.setattr(embeddings, "_word_of", lambda *args: seen.append(1) or original(*args))
+    original = vector_files.word_of
+    monkeypatch.setattr(vector_files, "word_of", lambda *args: seen.append(1) or original(*args))
     result = load_pretrained_vectors(path, vocab("w3", "w5"))
     assert result.coverage == 1.0 and len(seen) <= 7
 
