@@ -100,6 +100,15 @@ class VocabConfig:
     # holds at most twice that. 4 cuts the error bound to under a quarter of what a summary
     # of exactly K tokens allows (N / (4K + 1) vs N / (K + 1)) for 8K entries at most.
     capacity_factor: int = 4
+    # Pretrained vectors whose words make the vocabulary (word-level classifiers): a registered
+    # name (glove-6b-50d, from the seqbeam[glove] extra) or a GloVe text / word2vec / fastText
+    # .vec file (local or gs://). The vocabulary is then the reserved tokens, the vectors' words
+    # in row order, and the max_size - 4 most frequent train tokens the vectors lack.
+    # "" = the corpus vocabulary alone (the top max_size - 4 train tokens).
+    vectors: str = ""
+    # With vectors: how many of their rows (the first ones; GloVe's are by frequency) give
+    # words. 0 = all of them.
+    vectors_rows: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,9 +162,14 @@ class ModelConfig:
     # Seq2seq only.
     bidirectional: bool = False
     attention: bool = True
-    # Emojifiers only: GloVe / word2vec / fastText text file (local or gs://); "" = train from scratch.
+    # Emojifiers only: the vectors the embedding starts from, a registered name or a file as
+    # preprocess.source_vocab.vectors. "" = preprocess.source_vocab.vectors, or, when that is
+    # "" too, an embedding trained from scratch. Given with source_vocab.vectors "", the
+    # vocabulary stays the corpus's and only its words get their vectors.
     pretrained_vectors: str = ""
-    trainable_embeddings: bool = True
+    # Pretrained vectors only: fine-tune them (true) or keep them fixed (false), so that words
+    # absent from a small training set keep their place beside their synonyms.
+    trainable_embeddings: bool = False
     oov_init: Literal["zeros", "uniform", "normal"] = "normal"
 
 
@@ -328,10 +342,19 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> Config:
 
 
 def config_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> Config:
-    """Validates plain data (as parsed from YAML) into a :class:`Config`."""
+    """Validates plain data (as parsed from YAML) into a :class:`Config`, defaults that follow other keys resolved."""
     config = _build(Config, raw, key="", source=source)
     _check_semantics(config, source)
-    return config
+    return _resolve_defaults(config)
+
+
+def _resolve_defaults(config: Config) -> Config:
+    """``train.model.pretrained_vectors`` "" takes ``preprocess.source_vocab.vectors``."""
+    vectors = config.preprocess.source_vocab.vectors
+    if config.train is None or config.train.model.pretrained_vectors or not vectors:
+        return config
+    model = dataclasses.replace(config.train.model, pretrained_vectors=vectors)
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, model=model))
 
 
 def _apply_override(raw: dict, override: str, source: str) -> None:
@@ -483,6 +506,9 @@ def _check_semantics(config: Config, source: str) -> None:
             fail(f"preprocess.{name}.min_count", "must be at least 1")
         if vocab.capacity_factor < 1:
             fail(f"preprocess.{name}.capacity_factor", f"must be at least 1, got {vocab.capacity_factor}")
+        if vocab.vectors_rows < 0:
+            fail(f"preprocess.{name}.vectors_rows", f"must be 0 (all rows) or more, got {vocab.vectors_rows}")
+    _check_vocabulary_vectors(config, fail)
     for name in ("max_length", "max_chars", "batch_size"):
         if getattr(pre, name) < 1:
             fail(f"preprocess.{name}", f"must be positive, got {getattr(pre, name)}")
@@ -510,6 +536,30 @@ def _check_semantics(config: Config, source: str) -> None:
         fail("preprocess.splits", "train + valid + test must sum to 1")
     if splits.train == 0.0:
         fail("preprocess.splits.train", "the vocabulary is built from the train split: it cannot be empty")
+
+
+# The registered vectors names (seqbeam.text.vectors.REGISTERED says where each comes from).
+VECTOR_NAMES = ("glove-6b-50d",)
+
+
+def _check_vectors_source(source: str, key: str, fail) -> None:
+    """A vectors source is "", a registered name, or a file path (which holds a '/' or a '.')."""
+    if source and source not in VECTOR_NAMES and "/" not in source and "." not in source:
+        fail(key, f"{source!r} is not a registered vectors name ({', '.join(VECTOR_NAMES)}) nor a file path "
+                  "(give a file as a path with a '/' or an extension, e.g. ./vectors.txt)")
+
+
+def _check_vocabulary_vectors(config: Config, fail) -> None:
+    """Vectors make only a word-level classifier's vocabulary (the emojifiers')."""
+    pre = config.preprocess
+    if pre.target_vocab.vectors:
+        fail("preprocess.target_vocab.vectors", "only the source vocabulary of a word-level classifier takes vectors")
+    if not pre.source_vocab.vectors:
+        return
+    _check_vectors_source(pre.source_vocab.vectors, "preprocess.source_vocab.vectors", fail)
+    if config.task.kind != "classifier" or pre.tokenizer.level != "word":
+        fail("preprocess.source_vocab.vectors", f"only a word-level classifier's vocabulary takes vectors "
+             f"(this task: {config.task.kind}, {pre.tokenizer.level} level)")
 
 
 def _check_data(data: DataConfig, key: str, fail) -> None:
@@ -574,8 +624,16 @@ def _check_train(config: Config, fail) -> None:
              f"(use one of {', '.join(_FAMILIES_OF_KIND[config.task.kind])})")
     if model.family == "grammar" and config.task.num_classes != 2:
         fail("train.model.family", "the grammar classifier is binary: task.classes needs exactly 2 entries")
-    if model.pretrained_vectors and model.family not in ("emojifier_v1", "emojifier_v2"):
-        fail("train.model.pretrained_vectors", "only the emojifiers take pretrained word vectors")
+    vocab_vectors = config.preprocess.source_vocab.vectors
+    if model.pretrained_vectors or vocab_vectors:
+        key = "train.model.pretrained_vectors" if model.pretrained_vectors else "preprocess.source_vocab.vectors"
+        if model.family not in ("emojifier_v1", "emojifier_v2"):
+            fail(key, "only the emojifiers take pretrained word vectors")
+        _check_vectors_source(model.pretrained_vectors, "train.model.pretrained_vectors", fail)
+        if model.pretrained_vectors and vocab_vectors and model.pretrained_vectors != vocab_vectors:
+            fail("train.model.pretrained_vectors",
+                 f"{model.pretrained_vectors!r} differs from preprocess.source_vocab.vectors {vocab_vectors!r}, "
+                 "whose words make the vocabulary: give the same vectors, or leave it empty to take them")
     for name in ("embedding_dim", "units"):
         if getattr(model, name) < 1:
             fail(f"train.model.{name}", f"must be positive, got {getattr(model, name)}")

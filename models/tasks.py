@@ -13,7 +13,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
-from seqbeam.configs.schema import Config
+from seqbeam.configs.schema import Config, ConfigError
 
 _LOG = logging.getLogger(__name__)
 
@@ -80,14 +80,21 @@ def build_model(config: Config, metadata: dict, data_dir: str) -> keras.Model:
 
 
 def _pretrained_embedding(config: Config, data_dir: str, metadata: dict):
-    """The frozen or trainable pretrained embedding the config asks for, or None."""
+    """The frozen or trainable pretrained embedding the config asks for, or None.
+
+    A missing vectors file or package is a ConfigError naming ``train.model.pretrained_vectors``.
+    """
     model_config = config.train.model
     if not model_config.pretrained_vectors:
         return None
     from seqbeam.models.embeddings import load_pretrained_vectors, pretrained_embedding
+    from seqbeam.text.vectors import VectorsNotInstalled
     from seqbeam.text.vocabulary import Vocabulary
 
     vocabulary = Vocabulary.load(posixpath.join(data_dir, metadata["vocab_files"]["tokens"]))
-    vectors = load_pretrained_vectors(model_config.pretrained_vectors, vocabulary.tokens,
-                                      oov_init=model_config.oov_init, seed=config.train.seed)
+    try:
+        vectors = load_pretrained_vectors(model_config.pretrained_vectors, vocabulary.tokens,
+                                          oov_init=model_config.oov_init, seed=config.train.seed)
+    except (VectorsNotInstalled, FileNotFoundError) as error:
+        raise ConfigError(f"train.model.pretrained_vectors: {error}") from None
     return pretrained_embedding(vectors, trainable=model_config.trainable_embeddings)

@@ -1,7 +1,7 @@
 """The preprocessing job: corpus -> tokenized, padded, sharded TFRecords + vocabularies.
 
     pass 1: read (in batches) -> validate/split -> token counts of the train rows -> top-K vocabulary
-    pass 2: read (in batches) -> validate/split -> ids (vocabulary as side input) -> <start>/<end>
+    pass 2: read (in batches) -> validate/split -> ids (the vocabulary file's path as side input) -> <start>/<end>
             -> pad -> tf.train.Example -> <task>/data/{train,valid,test}-*.tfrecord.gz
 
 Outputs, under ``<output_dir>/<task>/data/``: the shards, ``vocab/*.txt``,
@@ -42,6 +42,7 @@ from seqbeam.transforms.sinks import (
     WriteRejected,
     WriteSplits,
     build_metadata,
+    vocabulary_facts,
     write_vocabulary,
 )
 from seqbeam.transforms.vocabulary import BuildVocabulary
@@ -72,7 +73,8 @@ class BuildVocabularies(beam.PTransform):
             name: batches
             | f"Count{name.capitalize()}"
             >> BuildVocabulary(pre.tokenizer, pre.target_vocab if name == "target" else pre.source_vocab,
-                               column=columns[name])
+                               column=columns[name],
+                               config_key="preprocess.target_vocab" if name == "target" else "preprocess.source_vocab")
             for name in layout.vocabulary_names(self._config)
         }
 
@@ -93,20 +95,22 @@ def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
     out_dir = layout.data_dir(config)
 
     vocabularies = p | "Vocabularies" >> BuildVocabularies(config)
+    # The encoding reads each vocabulary from its written file: the side input is a path, not
+    # the tokens (which a vocabulary of pretrained vectors' words holds by the hundred thousand).
+    vocab_files = [
+        vocab | f"Write{name.capitalize()}Vocabulary" >> beam.Map(write_vocabulary, layout.vocabulary_path(config, name))
+        for name, vocab in vocabularies.items()
+    ]
     read = p | "ReadRows" >> ReadValidBatches(config)
     batches = read["batches"] | "Progress" >> beam.ParDo(LogProgress("preprocess"))
     encoded = batches | "Encode" >> beam.ParDo(
         RetryRowByRow(EncodeBatches(config), stage=STAGE_ENCODE, split=single_row_batches, rows=batch_inputs),
-        *[beam.pvalue.AsSingleton(v) for v in vocabularies.values()]
+        *[beam.pvalue.AsSingleton(path) for path in vocab_files]
     ).with_outputs(REJECTED, STATS, main="examples")
     shards = encoded.examples | "WriteTFRecords" >> WriteSplits(out_dir, pre.num_shards)
 
     rejected = (read["rejected"], encoded[REJECTED]) | "AllRejected" >> beam.Flatten()
     rejected_files = rejected | "WriteRejected" >> WriteRejected(layout.preprocess_rejected_dir(config), pre.num_shards)
-    vocab_files = [
-        vocab | f"Write{name.capitalize()}Vocabulary" >> beam.Map(write_vocabulary, layout.vocabulary_path(config, name))
-        for name, vocab in vocabularies.items()
-    ]
     stats = (read["stats"], encoded[STATS]) | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(
         SumCounts()
     )
@@ -137,7 +141,8 @@ def build_pipeline(p: beam.Pipeline, config: Config) -> dict:
             first_errors=beam.pvalue.AsSingleton(first_errors),
             shard_paths=beam.pvalue.AsList(shard_paths),
             done=beam.pvalue.AsList([rejected_files, *vocab_files] | "AllWritten" >> beam.Flatten()),
-            **{name: beam.pvalue.AsSingleton(v) for name, v in vocabularies.items()},
+            **{name: beam.pvalue.AsSingleton(v | f"{name.capitalize()}VocabularyFacts" >> beam.Map(vocabulary_facts))
+               for name, v in vocabularies.items()},
         )
     )
     return {"batches": read["batches"], "rejected": rejected, "vocabularies": vocabularies,

@@ -1,7 +1,10 @@
 """Building vocabularies at any corpus size, in Beam.
 
-The result is a :class:`~seqbeam.text.vocabulary.Vocabulary` (reserved ids first, then
-the K most frequent tokens).
+The result is a :class:`~seqbeam.text.vocabulary.Vocabulary`: reserved ids first, then the
+K most frequent tokens. With pretrained vectors (``vocab.vectors``), reserved ids first, then
+the vectors' words in row order (a fixed list, whatever the corpus), then the K most frequent
+tokens the vectors lack: the vectors' words are left out of the counts on every worker, so
+the counting below stays bounded by K as without vectors.
 
 Tokens are counted per batch of rows in one TensorFlow call, then either
 
@@ -25,9 +28,11 @@ import apache_beam as beam
 import tensorflow as tf
 from apache_beam.transforms import window
 
-from seqbeam.configs.schema import TokenizerConfig, VocabConfig
+from seqbeam.configs.schema import ConfigError, TokenizerConfig, VocabConfig
 from seqbeam.text.tokenizer import TextTokenizer
+from seqbeam.text.vectors import VectorsNotInstalled, check_available, vocabulary_words
 from seqbeam.text.vocabulary import RESERVED_TOKENS, Vocabulary
+
 
 class TokenCounter(tf.Module):
     """Texts -> (distinct tokens, their counts), tokenization included, in one graph call."""
@@ -48,20 +53,29 @@ class TokenCounter(tf.Module):
 
 
 class CountTrainTokens(beam.DoFn):
-    """Token counts of the train rows of a batch (one dict per batch, not one element per token)."""
+    """Token counts of the train rows of a batch (one dict per batch, not one element per token).
 
-    def __init__(self, tokenizer: TokenizerConfig, column: str):
+    With ``vectors``, the words of the vectors' first ``vectors_rows`` rows (0: all) are not
+    counted: they are in the vocabulary anyway. Each worker reads that word list once, in
+    ``setup``: a fixed size (400,000 words for GloVe 6B), not growing with the corpus.
+    """
+
+    def __init__(self, tokenizer: TokenizerConfig, column: str, vectors: str = "", vectors_rows: int = 0):
         self._tokenizer_config = tokenizer
         self._column = column
+        self._vectors = vectors
+        self._vectors_rows = vectors_rows
 
     def setup(self):
         self._counter = TokenCounter(TextTokenizer.from_config(self._tokenizer_config))
+        self._known = frozenset(vocabulary_words(self._vectors, self._vectors_rows)) if self._vectors else frozenset()
 
     def process(self, batch):
         column = getattr(batch, self._column)
         texts = [text for text, split in zip(column, batch.splits) if split == "train"]
         if texts:
-            yield self._counter.count(texts)
+            counts = self._counter.count(texts)
+            yield {token: count for token, count in counts.items() if token not in self._known}
 
 
 # Distinct tokens a worker sums before it passes them on (a few MB of Python dict).
@@ -279,23 +293,49 @@ class ApproximateVocabularyFn(beam.CombineFn):
         return Vocabulary.from_counts(summary.counts, self._max_size, self._min_count)
 
 
+def with_vector_words(corpus: Vocabulary, vectors: str, vectors_rows: int = 0) -> Vocabulary:
+    """The reserved tokens, the words of the vectors' first ``vectors_rows`` rows (0: all), then ``corpus``'s other tokens.
+
+    ``corpus`` holds the train tokens the vectors lack (:class:`CountTrainTokens` leaves
+    their words out); a token of it that the vectors do know is not repeated.
+    """
+    words = vocabulary_words(vectors, vectors_rows)
+    known = set(words)
+    extra = tuple(token for token in corpus.tokens[len(RESERVED_TOKENS):] if token not in known)
+    return Vocabulary(RESERVED_TOKENS + words + extra)
+
+
 class BuildVocabulary(beam.PTransform):
-    """RowBatches -> a singleton PCollection holding the top-K train-split Vocabulary.
+    """RowBatches -> a singleton PCollection holding the train-split Vocabulary.
 
     ``column`` is the RowBatch column counted: ``texts`` or ``targets``. ``vocab.approximate``
-    picks the heavy-hitters summary over the exact keyed counts.
+    picks the heavy-hitters summary over the exact keyed counts. With ``vocab.vectors`` the
+    vocabulary starts with the vectors' words (see the module docstring); their availability
+    is checked here, at launch: a missing file or package is a ConfigError naming
+    ``config_key``'s ``vectors``.
     """
 
-    def __init__(self, tokenizer: TokenizerConfig, vocab: VocabConfig, column: str = "texts"):
+    def __init__(self, tokenizer: TokenizerConfig, vocab: VocabConfig, column: str = "texts",
+                 config_key: str = "preprocess.source_vocab"):
         super().__init__()
         self._tokenizer = tokenizer
         self._vocab = vocab
         self._column = column
+        if vocab.vectors:
+            try:
+                check_available(vocab.vectors)
+            except (VectorsNotInstalled, FileNotFoundError) as error:
+                raise ConfigError(f"{config_key}.vectors: {error}") from None
 
     def expand(self, batches):
-        counts = batches | "CountTokens" >> beam.ParDo(CountTrainTokens(self._tokenizer, self._column))
         vocab = self._vocab
+        counts = batches | "CountTokens" >> beam.ParDo(
+            CountTrainTokens(self._tokenizer, self._column, vocab.vectors, vocab.vectors_rows))
         if vocab.approximate:
-            return counts | "HeavyHitters" >> beam.CombineGlobally(
+            corpus = counts | "HeavyHitters" >> beam.CombineGlobally(
                 ApproximateVocabularyFn(vocab.max_size, vocab.min_count, vocab.capacity_factor))
-        return counts | "ExactTopK" >> ExactTopKVocabulary(vocab.max_size, vocab.min_count)
+        else:
+            corpus = counts | "ExactTopK" >> ExactTopKVocabulary(vocab.max_size, vocab.min_count)
+        if not vocab.vectors:
+            return corpus
+        return corpus | "AddVectorWords" >> beam.Map(with_vector_words, vocab.vectors, vocab.vectors_rows)
