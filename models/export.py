@@ -203,8 +203,9 @@ def build_serving_module(config: Config, model: keras.Model, metadata: dict, dat
 
 
 def _token_ids(tokenizer: TextTokenizer, data_dir: str, metadata: dict, name: str) -> TokenIds:
+    # The table is read from the file (and the export carries it as an asset): no Python token list.
     path = posixpath.join(data_dir, metadata["vocab_files"][name])
-    return TokenIds(tokenizer, Vocabulary.load(path), vocab_file=path)
+    return TokenIds(tokenizer, None, vocab_file=path)
 
 
 def _signatures(module: tf.Module) -> dict:

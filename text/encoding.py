@@ -7,20 +7,28 @@ both; the padding helpers shape those ids for the models.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import tensorflow as tf
 import tensorflow_text as tf_text
 
 from seqbeam.text.tokenizer import TextTokenizer
-from seqbeam.text.vocabulary import END_ID, START_ID, Vocabulary
+from seqbeam.text.vocabulary import END_ID, START_ID, Vocabulary, file_lookup_table
 
 
 class TokenIds(tf.Module):
-    """Raw strings -> ragged token ids: the task tokenizer followed by a vocabulary lookup."""
+    """Raw strings -> ragged token ids: the task tokenizer followed by a vocabulary lookup.
 
-    def __init__(self, tokenizer: TextTokenizer, vocabulary: Vocabulary, vocab_file: str = ""):
+    The table comes from ``vocab_file`` when one is given (``vocabulary`` may then be None),
+    else from ``vocabulary``'s tokens.
+    """
+
+    def __init__(self, tokenizer: TextTokenizer, vocabulary: Optional[Vocabulary], vocab_file: str = ""):
         super().__init__()
+        if vocabulary is None and not vocab_file:
+            raise ValueError("TokenIds needs a vocabulary or a vocabulary file")
         self.tokenizer = tokenizer
-        self.table = vocabulary.lookup_table(vocab_file)
+        self.table = file_lookup_table(vocab_file) if vocab_file else vocabulary.lookup_table()
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def __call__(self, texts: tf.Tensor) -> tf.RaggedTensor:

@@ -68,17 +68,26 @@ class Vocabulary:
     def lookup_table(self, vocab_file: str = "") -> tf.lookup.StaticHashTable:
         """A TensorFlow table mapping token strings to ids, unknown tokens to ``UNK_ID``.
 
-        Given the vocabulary's file, the table is initialised from it, and a SavedModel
-        holding the table carries the file as an asset.
+        Given the vocabulary's file, the table is initialised from it (:func:`file_lookup_table`),
+        and a SavedModel holding the table carries the file as an asset.
         """
         if vocab_file:
-            initializer = tf.lookup.TextFileInitializer(
-                vocab_file, key_dtype=tf.string, key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
-                value_dtype=tf.int64, value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
-            )
-        else:
-            initializer = tf.lookup.KeyValueTensorInitializer(
-                keys=tf.constant(self.tokens, dtype=tf.string),
-                values=tf.range(len(self.tokens), dtype=tf.int64),
-            )
+            return file_lookup_table(vocab_file)
+        initializer = tf.lookup.KeyValueTensorInitializer(
+            keys=tf.constant(self.tokens, dtype=tf.string),
+            values=tf.range(len(self.tokens), dtype=tf.int64),
+        )
         return tf.lookup.StaticHashTable(initializer, default_value=UNK_ID)
+
+
+def file_lookup_table(vocab_file: str) -> tf.lookup.StaticHashTable:
+    """The lookup table of a vocabulary file (local or gs://), read by TensorFlow: no Python token list.
+
+    Line number = id, unknown tokens -> ``UNK_ID``; a SavedModel holding the table carries the
+    file as an asset.
+    """
+    initializer = tf.lookup.TextFileInitializer(
+        vocab_file, key_dtype=tf.string, key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+        value_dtype=tf.int64, value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+    )
+    return tf.lookup.StaticHashTable(initializer, default_value=UNK_ID)

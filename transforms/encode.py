@@ -1,7 +1,8 @@
 """Batches of rows -> padded id sequences -> serialized ``tf.train.Example`` records.
 
 Text becomes ids through :class:`TokenIds` (tokenizer + vocabulary table), the graph the
-exported models embed too. Feature layouts follow DESIGN.md, all int64, padded with 0:
+exported models embed too; the table is read from the written vocabulary file, as the
+exported models read it, so the side input is the file's path whatever the vocabulary's size. Feature layouts follow DESIGN.md, all int64, padded with 0:
 
 - classifier: ``tokens``, ``length``, ``label``, ``id``
 - seq2seq: ``source``, ``source_length``, ``target_in`` (``<start>`` + target),
@@ -22,7 +23,6 @@ from seqbeam.transforms.examples import serialize_int_examples
 from seqbeam.transforms.records import REJECTED, SPLITS, STAGE_ENCODE, STATS, TOO_MANY_TOKENS, RowBatch, rejection
 from seqbeam.text.encoding import TokenIds, pad, shift_for_teacher_forcing
 from seqbeam.text.tokenizer import TextTokenizer
-from seqbeam.text.vocabulary import Vocabulary
 
 
 class FeatureEncoder(tf.Module):
@@ -32,12 +32,12 @@ class FeatureEncoder(tf.Module):
     the untruncated token counts that decide truncation and rejection.
     """
 
-    def __init__(self, kind: str, tokenizer: TextTokenizer, source_vocab: Vocabulary,
-                 target_vocab: Optional[Vocabulary], max_length: int, max_target_length: int):
+    def __init__(self, kind: str, tokenizer: TextTokenizer, source_vocab_file: str,
+                 target_vocab_file: Optional[str], max_length: int, max_target_length: int):
         super().__init__()
         self.kind = kind
-        self.source_ids = TokenIds(tokenizer, source_vocab)
-        self.target_ids = TokenIds(tokenizer, target_vocab) if kind == "seq2seq" else None
+        self.source_ids = TokenIds(tokenizer, None, vocab_file=source_vocab_file)
+        self.target_ids = TokenIds(tokenizer, None, vocab_file=target_vocab_file) if kind == "seq2seq" else None
         self.max_length = max_length
         self.max_target_length = max_target_length
 
@@ -80,16 +80,18 @@ class EncodeBatches(beam.DoFn):
         # Built on the worker: importing the tokenizer module registers the tensorflow-text ops.
         self._tokenizer = TextTokenizer.from_config(self._tokenizer_config)
 
-    def _encoder(self, source_vocab: Vocabulary, target_vocab: Optional[Vocabulary]) -> FeatureEncoder:
-        key = (source_vocab.fingerprint, target_vocab.fingerprint if target_vocab else "")
+    def _encoder(self, source_vocab_file: str, target_vocab_file: Optional[str]) -> FeatureEncoder:
+        key = (source_vocab_file, target_vocab_file or "")
         if key not in self._encoders:
-            self._encoders[key] = FeatureEncoder(self._kind, self._tokenizer, source_vocab, target_vocab,
+            self._encoders[key] = FeatureEncoder(self._kind, self._tokenizer, source_vocab_file, target_vocab_file,
                                                  self._max_length, self._max_target_length)
         return self._encoders[key]
 
-    def process(self, batch: RowBatch, source_vocab: Vocabulary, target_vocab: Optional[Vocabulary] = None):
+    def process(self, batch: RowBatch, source_vocab_file: str, target_vocab_file: Optional[str] = None):
+        """Side inputs: the paths of the written vocabulary files (source, and target for seq2seq)."""
         targets = batch.targets if self._kind == "seq2seq" else [""] * len(batch)
-        encoded = self._encoder(source_vocab, target_vocab)(tf.constant(batch.texts), tf.constant(targets))
+        encoded = self._encoder(source_vocab_file, target_vocab_file)(tf.constant(batch.texts),
+                                                                      tf.constant(targets))
         arrays = {name: tensor.numpy() for name, tensor in encoded.items()}
         n_source, n_target = arrays.pop("n_source"), arrays.pop("n_target")
         features, truncated = self._features(arrays, n_source, n_target, batch.labels)

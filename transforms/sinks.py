@@ -250,16 +250,23 @@ def write_vocabulary(vocabulary: Vocabulary, path: str) -> str:
     return path
 
 
+def vocabulary_facts(vocabulary: Vocabulary) -> dict:
+    """What metadata.json records of a vocabulary: its size and fingerprint (a small side input, unlike its tokens)."""
+    return {"size": len(vocabulary), "fingerprint": vocabulary.fingerprint}
+
+
 def build_metadata(
     config: Config,
     stats: Mapping[str, int],
     rejected_by_code: Mapping[str, int],
-    vocabularies: Mapping[str, Vocabulary],
+    vocabularies: Mapping[str, Mapping],
     shards: Mapping[str, Iterable[str]],
     first_errors: Iterable[tuple] = (),
     rejected_dir: str = "rejected/",
 ) -> dict:
     """metadata.json: what training needs to know of the shards, and where every row went.
+
+    ``vocabularies``: the :func:`vocabulary_facts` of each vocabulary, by name.
 
     Raises RuntimeError if the row accounting does not add up, which would mean rows were
     lost, and TooManyFailures when more rows failed (``processing_error``) than
@@ -288,9 +295,9 @@ def build_metadata(
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "classes": list(config.task.classes),
         "tokenizer": config.to_dict()["preprocess"]["tokenizer"],
-        "vocab_sizes": {name: len(v) for name, v in vocabularies.items()},
+        "vocab_sizes": {name: v["size"] for name, v in vocabularies.items()},
         "vocab_files": {name: f"vocab/{name}.txt" for name in vocabularies},
-        "vocab_fingerprints": {name: v.fingerprint for name, v in vocabularies.items()},
+        "vocab_fingerprints": {name: v["fingerprint"] for name, v in vocabularies.items()},
         "max_lengths": max_lengths,
         "rows": {"in": rows_in, **written, "rejected": rows_rejected},
         "truncated": stats.get("truncated", 0),
