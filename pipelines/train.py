@@ -11,8 +11,9 @@ custom distributed loop of :mod:`seqbeam.models.multiworker` (epoch checkpoints 
 early stopping or TensorBoard there), each worker reading its own shard files; the others
 use ``fit``. Validation and the final metrics are one pass over the valid/test split on
 either path: every example counted once. ``BackupAndRestore`` keeps the training
-state in ``<task>/train/backup``: a killed run, started again with the same command,
-resumes from the last finished epoch. Outputs under ``<task>/train/``: ``logs/``
+state in ``<task>/train/backup`` (after every epoch, or, when epochs are shorter than ten
+backups, every few epochs): a killed run, started again with the same command, resumes
+from its last backup. Outputs under ``<task>/train/``: ``logs/``
 (TensorBoard), ``history.json``, ``metrics.json``; the export goes to ``<task>/model/<version>/``.
 """
 
@@ -102,6 +103,32 @@ class _ProgressLog(keras.callbacks.Callback):
         _LOG.info("epoch %d/%d (%.1fs): %s", epoch + 1, self._epochs, time.monotonic() - self._started, figures)
 
 
+class _ThrottledBackup(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` that backs up after an epoch only once ten times the last backup's
+    duration has passed since it: at most ~10 % of the time goes to backups.
+
+    An epoch of a small corpus can take less time than writing the model's weights (a frozen
+    400,000-word embedding is 80 MB); a larger corpus still gets a backup after every epoch.
+    The first epoch is always backed up. A killed run resumes from the last backup, to the
+    same step count, having lost at most ten backups' time of training (or one epoch).
+    """
+
+    _BUDGET = 10  # seconds between backups, per second of backup
+
+    def __init__(self, backup_dir: str):
+        super().__init__(backup_dir)
+        self._next_backup = 0.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = 0
+        started = time.monotonic()
+        if started >= self._next_backup:
+            self._save_model()
+            ended = time.monotonic()
+            self._next_backup = ended + self._BUDGET * (ended - started)
+
+
 def run_config(config: Config, export: bool = True) -> dict:
     """Trains (and exports) the task's model; returns a summary with metrics and paths."""
     if config.train is None:
@@ -135,7 +162,7 @@ def _train_with_fit(config: Config, metadata: dict, strategy: tf.distribute.Stra
         model = build_model(config, metadata, layout.data_dir(config))
     monitor = "val_loss" if "valid" in data else "loss"
     callbacks = [
-        keras.callbacks.BackupAndRestore(layout.backup_dir(config)),
+        _ThrottledBackup(layout.backup_dir(config)),
         keras.callbacks.TensorBoard(layout.tensorboard_dir(config)),
         _ProgressLog(train.epochs),
     ]
