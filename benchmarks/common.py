@@ -79,10 +79,13 @@ def dates_config(rows: int, seed: int, output_dir: str) -> dict:
 
 
 def words_config(corpus_glob: str, output_dir: str) -> dict:
-    """``configs/emoji.yaml`` on the words corpus (task ``words``, 32 tokens, 20k vocabulary), as plain data."""
+    """``configs/emoji.yaml`` on the words corpus (task ``words``, 32 tokens, 20k corpus vocabulary), as plain data.
+
+    The made-up words have no pretrained vectors: the vocabulary is the corpus's alone.
+    """
     return load_task("emoji.yaml", [
         "task.name=words", override("task.classes", [f"class{i}" for i in range(NUM_LABELS)]),
-        override("data.path", corpus_glob), "preprocess.max_length=32",
+        override("data.path", corpus_glob), "preprocess.max_length=32", "preprocess.source_vocab.vectors=''",
         f"preprocess.source_vocab.max_size={WORD_VOCABULARY_SIZE}", override("output_dir", output_dir),
     ]).to_dict()
 

@@ -5,11 +5,12 @@ Four sections, each run with the real jobs (``seqbeam.pipelines.preprocess.run_c
 ``seqbeam.pipelines.train.run_config``, ``seqbeam.models.export.export_model``) on configs
 loaded from ``configs/*.yaml`` with ``--set``-style overrides (``output_dir`` in the work
 dir, epochs, paths), on Beam's local runner, in this one process. Section 1 is
-``train_throughput.py``, sections 2-4 ``train_accuracy.py``; this script runs them:
+``train_throughput.py``, 3 ``emoji_kfold.py``, 2 and 4 ``train_accuracy.py``; this script runs them:
 
     python benchmarks/train.py                     # everything, full size (tens of minutes on 2 cores)
     python benchmarks/train.py --quick             # tiny rows/epochs: a few minutes, checks it all runs
     python benchmarks/train.py --sections dates --dates-rows 100000 --dates-epochs 20 --json dates.json
+    python benchmarks/train.py --sections kfold --repeats 3    # the emoji cross-validation, 3 fold assignments
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 import time
 from typing import Any, Optional, Sequence
 
+import emoji_kfold
 import train_accuracy
 import train_throughput
 from common import ROOT, setup_logging, work_dir
@@ -29,7 +31,7 @@ from reporting import environment, environment_line, md_table, save_json
 SHARED_DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
 SECTIONS = ("throughput", "dates", "kfold", "names")
 RUNNERS = {"throughput": train_throughput.run_throughput, "dates": train_accuracy.run_dates,
-           "kfold": train_accuracy.run_kfold, "names": train_accuracy.run_names}
+           "kfold": emoji_kfold.run_kfold, "names": train_accuracy.run_names}
 
 # Defaults: full run / --quick.
 DEFAULTS = {
@@ -38,7 +40,7 @@ DEFAULTS = {
     "dates_rows": (50_000, 3_000),
     "dates_epochs": (10, 1),
     "folds": (5, 2),
-    "emoji_epochs": (None, 3),  # None: configs/emoji.yaml's epochs
+    "emoji_epochs": (None, 3),  # None: configs/emoji.yaml's epochs (V2: emoji_kfold.V2_SETTINGS)
     "names_epochs": (None, 2),  # None: configs/names.yaml's epochs
     "samples": (200, 200),
 }
@@ -66,9 +68,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--folds", type=int, default=None, help="k of the emoji k-fold "
                         f"(default {DEFAULTS['folds'][0]}, quick {DEFAULTS['folds'][1]})")
     parser.add_argument("--emoji-epochs", type=int, default=None,
-                        help=f"epochs per fold (default: configs/emoji.yaml's; quick {DEFAULTS['emoji_epochs'][1]})")
+                        help="epochs per fold (default: configs/emoji.yaml's, V2 emoji_kfold.V2_SETTINGS'; "
+                             f"quick {DEFAULTS['emoji_epochs'][1]})")
     parser.add_argument("--emoji-csv", default=os.path.join(SHARED_DATA, "emojiset", "train_emoji.csv"),
                         help="EMOJISET train file, sentence,label[,...] without header (default: %(default)s)")
+    parser.add_argument("--emoji-vectors", default=emoji_kfold.EMOJI_VECTORS,
+                        help="pretrained vectors of the emoji k-fold: a registered name or a file (default: %(default)s)")
+    parser.add_argument("--kfold-variants", nargs="+", default=[v.name for v in emoji_kfold.VARIANTS] + [emoji_kfold.COURSE],
+                        choices=[v.name for v in emoji_kfold.VARIANTS] + [emoji_kfold.COURSE], metavar="VARIANT",
+                        help="emoji k-fold rows to run (default: all of %(choices)s)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="emoji k-fold: fold assignments, seeds --seed, --seed + 1, ... (default: %(default)s)")
     parser.add_argument("--names-file", default=os.path.join(SHARED_DATA, "names", "dinos.txt"),
                         help="one name per line (default: %(default)s)")
     parser.add_argument("--names-epochs", type=int, default=None,
@@ -90,6 +100,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if args.folds < 2:
         parser.error("--folds must be at least 2")
+    if args.repeats < 1:
+        parser.error("--repeats must be positive")
     return args
 
 
@@ -114,7 +126,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 print(f"  ({section}: {time.perf_counter() - started:.0f} s)", flush=True)
 
     print("\n## Headline figures\n")
-    rows = train_throughput.headline_rows(results.get("throughput")) + train_accuracy.headline_rows(results)
+    rows = (train_throughput.headline_rows(results.get("throughput")) + train_accuracy.headline_rows(results)
+            + emoji_kfold.headline_rows(results.get("kfold")))
     print(md_table(["section", "figure", "value", "reference / target"], rows, ["---", "---", "---:", "---"]))
     print(f"\nWorkers: throughput with 1 worker and with {train_throughput.TWO_WORKERS}; other sections 1 worker.")
     print(f"(benchmark wall time {time.perf_counter() - started_all:.0f} s)")

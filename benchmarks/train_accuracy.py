@@ -1,4 +1,4 @@
-"""Sections 2-4 of benchmarks/train.py: what the trained models get right.
+"""Sections 2 and 4 of benchmarks/train.py: what the trained models get right (3, the emoji k-fold: emoji_kfold.py).
 
 2. ``dates``: the date normalizer end to end: generate + preprocess ``--dates-rows`` dates
    (``configs/dates.yaml`` settings: seed, shards, noise rate, model, early stopping), train
@@ -7,13 +7,6 @@
    SavedModel. Exact match per input format (every format of
    ``transforms.date_generator.FORMATS``), clean and noisy apart, and overall, with the wall
    time of every stage. Target: >= 99.9 % exact match on clean inputs.
-3. ``kfold``: Emojifier V1 and V2, ``--folds``-fold cross-validation on the EMOJISET train
-   file (``--emoji-csv``: ``sentence,label[,extra columns]``, no header). Each fold's train
-   part is written as a ``sentence,label`` CSV and preprocessed with all its rows in the
-   train split, trained ``--emoji-epochs`` epochs (fixed: no validation split, no early
-   stopping) from scratch (no pretrained vectors: GloVe is not available here) and
-   exported; the held-out fold's raw sentences are served through the SavedModel.
-   Reference (original course, GloVe 50d): V1 85.7 % test accuracy, V2 80-95 %.
 4. ``names``: the char LM trained on ``--names-file`` (``configs/names.yaml``, ``data.path``
    overridden), exported, then ``--samples`` names sampled through the SavedModel from empty
    prompts: share of novel names (not in the training file, case-insensitive), mean length
@@ -22,21 +15,16 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import random
 import statistics
 import time
-from typing import Any, Optional
+from typing import Optional
 
 from common import load_serving, load_task, override, preprocess_and_train, serve, stopwatch
 from reporting import mark, pct, text_table
 
 TARGET_DATES_CLEAN = 0.999
-REFERENCE_EMOJI = {"emojifier_v1": "85.7 % test (course, GloVe 50d)",
-                   "emojifier_v2": "80-95 % test (course, GloVe 50d)"}
-EMOJI_MODELS = (("V1", "emojifier_v1"), ("V2", "emojifier_v2"))
 NAME_EXAMPLES = 20
 
 
@@ -137,71 +125,6 @@ def run_dates(args, workdir: str) -> dict:
             "clean_misses": failures, "target_clean": TARGET_DATES_CLEAN, "workers": 1}
 
 
-# --------------------------------------------------------------------------- 3. emoji k-fold
-
-
-def read_emojiset(path: str) -> list[tuple[str, int]]:
-    """``sentence,label[,extra...]`` rows (no header, any newline convention)."""
-    rows = []
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        for record in csv.reader(f):
-            if len(record) >= 2 and record[0].strip() and record[1].strip().isdigit():
-                rows.append((record[0], int(record[1].strip())))
-    return rows
-
-
-def run_kfold(args, workdir: str) -> Optional[dict]:
-    """Section 3: Emojifier V1 and V2 cross-validated on EMOJISET (None when the file is missing)."""
-    print(f"\n## 3. Emojifier V1/V2, {args.folds}-fold cross-validation on {args.emoji_csv} "
-          f"(from scratch: no pretrained vectors, GloVe is not available here)", flush=True)
-    if not os.path.isfile(args.emoji_csv):
-        print(f"  SKIPPED: {args.emoji_csv} not found")
-        return None
-    rows = read_emojiset(args.emoji_csv)
-    if len(rows) < args.folds:
-        raise RuntimeError(f"{args.emoji_csv}: {len(rows)} rows, fewer than {args.folds} folds")
-    order = list(range(len(rows)))
-    random.Random(args.seed).shuffle(order)
-    folds = [order[k::args.folds] for k in range(args.folds)]
-    print(f"  {len(rows)} rows, folds of {', '.join(str(len(f)) for f in folds)}; "
-          f"epochs {args.emoji_epochs or 'from configs/emoji.yaml'} (fixed, all fold-train rows in the train split)",
-          flush=True)
-    results: dict[str, Any] = {"rows": len(rows), "folds": args.folds, "models": {}}
-    for short, family in EMOJI_MODELS:
-        accuracies = []
-        for k, held in enumerate(folds):
-            held_set = set(held)
-            fold_dir = os.path.join(workdir, "kfold", family, f"fold{k}")
-            os.makedirs(fold_dir, exist_ok=True)
-            train_csv = os.path.join(fold_dir, "train.csv")
-            with open(train_csv, "w", encoding="utf-8", newline="") as f:
-                writer = csv.writer(f, lineterminator="\n")
-                writer.writerow(["sentence", "label"])
-                writer.writerows(rows[i] for i in order if i not in held_set)
-            overrides = [override("output_dir", os.path.join(fold_dir, "out")), override("data.path", train_csv),
-                         "data.header=true", f"train.model.family={family}", "train.model.pretrained_vectors=''",
-                         "preprocess.splits.train=1.0", "preprocess.splits.valid=0.0", "preprocess.splits.test=0.0",
-                         "train.early_stopping_patience=0"]
-            if args.emoji_epochs:
-                overrides.append(f"train.epochs={args.emoji_epochs}")
-            config = load_task("emoji.yaml", overrides)
-            run = preprocess_and_train(config, export=True)
-            labels = serve(run["summary"]["model_path"], [rows[i][0] for i in held], "label")
-            accuracy = sum(int(p) == rows[i][1] for p, i in zip(labels, held)) / len(held)
-            accuracies.append(accuracy)
-            print(f"  {short} fold {k + 1}/{args.folds}: train {run['metadata']['rows']['train']} rows, "
-                  f"held out {len(held)}: accuracy {pct(accuracy, 1)}  "
-                  f"[{run['summary']['epochs_run']} epochs, preprocess {run['stages']['preprocess']:.1f} s, "
-                  f"train {run['stages']['train']:.1f} s, export {run['stages']['export']:.1f} s]", flush=True)
-        mean = statistics.fmean(accuracies)
-        std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-        results["models"][short] = {"family": family, "fold_accuracy": accuracies, "mean": mean, "std": std,
-                                    "reference": REFERENCE_EMOJI[family]}
-        print(f"  {short}: {pct(mean, 1)} ± {100 * std:.1f} (mean ± sample std over {args.folds} folds); "
-              f"reference {REFERENCE_EMOJI[family]}", flush=True)
-    return results
-
-
 # --------------------------------------------------------------------------- 4. names
 
 
@@ -249,7 +172,7 @@ def run_names(args, workdir: str) -> Optional[dict]:
 
 
 def headline_rows(results: dict) -> list[list[str]]:
-    """The lines of sections 2-4 in the headline table."""
+    """The lines of sections 2 and 4 in the headline table."""
     rows = []
     dates = results.get("dates")
     if dates:
@@ -266,11 +189,6 @@ def headline_rows(results: dict) -> list[list[str]]:
         rows.append(["dates", f"wall time ({dates['rows']:,} rows, {dates['epochs_run']} epochs)",
                      f"{sum(stages.values()):.0f} s",
                      ", ".join(f"{k} {v:.1f} s" for k, v in stages.items())])
-    kfold = results.get("kfold")
-    if kfold:
-        for short, m in kfold["models"].items():
-            rows.append(["emoji k-fold", f"{short} accuracy ({kfold['folds']} folds, no GloVe)",
-                         f"{100 * m['mean']:.1f} ± {100 * m['std']:.1f} %", m["reference"]])
     names = results.get("names")
     if names:
         rows.append(["names", f"novel names ({names['samples']} samples)", pct(names["novel_share"], 1), ""])
