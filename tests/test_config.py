@@ -94,6 +94,9 @@ def test_shipped_config_values():
     assert emoji_config.task.num_classes == 5
     assert emoji_config.data.label_column == "label"
     assert emoji_config.preprocess.max_length == 16
+    assert emoji_config.preprocess.source_vocab.vectors == "glove-6b-50d"
+    assert emoji_config.train.model.pretrained_vectors == "glove-6b-50d"
+    assert emoji_config.train.early_stopping_patience == 0
     dates = load_config(str(CONFIGS / "dates.yaml"))
     assert isinstance(dates.data.generator, GeneratorConfig)
     assert dates.data.generator.seed == 7
@@ -509,3 +512,53 @@ def test_failure_rate_keys_default_to_one_percent_and_are_checked(tmp_path):
         ({"infer__max_failure_rate": "1%"}, "infer.max_failure_rate"),
     ]:
         assert f"'{key}'" in config_error(tmp_path, emoji(**changes))
+
+
+# --- pretrained vectors: the vocabulary's and the embedding's -----------------------
+
+
+def test_the_embedding_takes_the_vocabulary_vectors_frozen_by_default():
+    config = config_from_dict(emoji(preprocess__source_vocab__vectors="glove-6b-50d", train=TRAIN))
+    assert config.train.model.pretrained_vectors == "glove-6b-50d"
+    assert config.train.model.trainable_embeddings is False
+    assert config.preprocess.source_vocab.vectors_rows == 0
+    # The resolved config round-trips to the same config.
+    assert config_from_dict(yaml.safe_load(config.to_yaml())) == config
+    # Vectors for the embedding only: the corpus vocabulary, each word with its vector.
+    only_model = config_from_dict(emoji(train={**TRAIN, "model": {"family": "emojifier_v1",
+                                                                  "pretrained_vectors": "glove-6b-50d"}}))
+    assert only_model.preprocess.source_vocab.vectors == ""
+    assert only_model.train.model.pretrained_vectors == "glove-6b-50d"
+
+
+def test_changing_the_vocabulary_vectors_redoes_preprocessing():
+    base = config_from_dict(emoji(preprocess__source_vocab__vectors="glove-6b-50d", train=TRAIN))
+    fewer = config_from_dict(emoji(preprocess__source_vocab__vectors="glove-6b-50d",
+                                   preprocess__source_vocab__vectors_rows=1000, train=TRAIN))
+    assert base.stage_hash("preprocess") != fewer.stage_hash("preprocess")
+
+
+@pytest.mark.parametrize("changes, key, words", [
+    ({"preprocess__source_vocab__vectors": "glove-6b-300d"}, "preprocess.source_vocab.vectors", "registered"),
+    ({"preprocess__source_vocab__vectors_rows": -1}, "preprocess.source_vocab.vectors_rows", "0 (all rows)"),
+    ({"preprocess__target_vocab__vectors": "glove-6b-50d"}, "preprocess.target_vocab.vectors", "source"),
+    ({"preprocess__source_vocab__vectors": "glove-6b-50d", "preprocess__tokenizer__level": "char"},
+     "preprocess.source_vocab.vectors", "word-level"),
+    ({"preprocess__source_vocab__vectors": "glove-6b-50d",
+      "train": {"model": {"family": "emojifier_v1", "pretrained_vectors": "other/vectors.txt"}}},
+     "train.model.pretrained_vectors", "differs"),
+    ({"train": {"model": {"family": "emojifier_v2", "pretrained_vectors": "glove6b"}}},
+     "train.model.pretrained_vectors", "registered"),
+    ({"task__classes": ["a", "b"], "preprocess__source_vocab__vectors": "glove-6b-50d",
+      "train": {"model": {"family": "grammar"}}}, "preprocess.source_vocab.vectors", "only the emojifiers"),
+])
+def test_bad_vectors_settings_name_the_key(tmp_path, changes, key, words):
+    message = config_error(tmp_path, emoji(**changes))
+    assert f"'{key}'" in message and words in message
+
+
+def test_vectors_names_agree_with_the_registry():
+    from seqbeam.configs.schema import VECTOR_NAMES
+    from seqbeam.text.vectors import REGISTERED
+
+    assert set(VECTOR_NAMES) == set(REGISTERED)

@@ -314,3 +314,85 @@ def test_embedding_config_stays_small_and_weights_survive_a_model_save(glove, tm
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     np.testing.assert_array_equal(loaded.get_layer("embedding").get_weights()[0], vectors.matrix)
+
+
+# ------------------------------------------------------------------------------ registered vectors
+
+
+@pytest.fixture
+def fake_package(tmp_path, monkeypatch):
+    """A registered name backed by a package written here: a 6x4 .npy matrix and its Parquet index."""
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from seqbeam.text import vectors
+
+    words = ["the", "cat", "sat", "Paris", "cat", "dog"]  # a duplicate: the first row counts
+    matrix = np.arange(24, dtype=np.float32).reshape(6, 4)
+    root = tmp_path / "fake_vectors_pkg" / "data"
+    root.mkdir(parents=True)
+    np.save(root / "m.npy", matrix)
+    pq.write_table(pa.table({"index": words}), root / "i.parquet")
+    (tmp_path / "fake_vectors_pkg" / "__init__.py").write_text(f"ROOT = {str(root)!r}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "fake_vectors_pkg", raising=False)
+    monkeypatch.setitem(vectors.REGISTERED, "fake-4d", vectors.RegisteredVectors(
+        package="fake-vectors", module="fake_vectors_pkg", matrix="m.npy", index="i.parquet", extra="fake"))
+    return "fake-4d", words, matrix
+
+
+def test_registered_rows_are_gathered_from_the_memory_map(fake_package):
+    name, _, matrix = fake_package
+    result = load_pretrained_vectors(name, vocab("dog", "cat", "zebra", "paris"), oov_init="zeros")
+    np.testing.assert_array_equal(result.matrix[4:6], matrix[[5, 1]])  # "cat": its first row, 1
+    assert not result.matrix[6:].any()
+    assert result.found == 2 and result.missing == ("zebra", "paris")
+    cased = load_pretrained_vectors(name, vocab("paris"), lowercase_lookup=True)
+    np.testing.assert_array_equal(cased.matrix[4], matrix[3])
+
+
+def test_a_vocabulary_of_the_vectors_own_rows_is_one_slice(fake_package, monkeypatch):
+    from seqbeam.text.vectors import vocabulary_words
+
+    name, _, matrix = fake_package
+    words = vocabulary_words(name)
+    assert words == ("the", "cat", "sat", "Paris", "dog")
+    assert vocabulary_words(name, rows=2) == ("the", "cat")
+    result = load_pretrained_vectors(name, vocab(*words[:4], "extra"), oov_init="zeros")
+    np.testing.assert_array_equal(result.matrix[4:8], matrix[:4])
+    assert result.found == 4 and result.missing == ("extra",)
+
+
+def test_a_missing_package_names_the_extra_that_installs_it(monkeypatch):
+    from seqbeam.text import vectors
+
+    monkeypatch.setitem(vectors.REGISTERED, "absent-vectors", vectors.RegisteredVectors(
+        package="kumo-absent", module="seqbeam_absent_vectors_module", matrix="m.npy", index="i.parquet",
+        extra="absent"))
+    with pytest.raises(vectors.VectorsNotInstalled, match=r"kumo-absent.*pip install 'seqbeam\[absent\]'"):
+        load_pretrained_vectors("absent-vectors", vocab("cat"))
+
+
+def test_glove_6b_50d_resolves_from_its_package_without_network():
+    """The registered GloVe 6B 50d (the glove extra): memory-mapped, a few rows read."""
+    from seqbeam.text.vectors import registered_matrix, registered_words
+
+    matrix = registered_matrix("glove-6b-50d")
+    assert matrix.shape == (400_000, 50) and matrix.dtype == np.float32 and isinstance(matrix, np.memmap)
+    words = registered_words("glove-6b-50d", rows=5)
+    assert words == ["the", ",", ".", "of", "to"]
+    result = load_pretrained_vectors("glove-6b-50d", vocab("famished", "hungry", "not-a-glove-word"))
+    all_words = registered_words("glove-6b-50d")
+    np.testing.assert_array_equal(result.matrix[4], matrix[all_words.index("famished")])
+    assert result.found == 2 and result.missing == ("not-a-glove-word",)
+
+
+def test_file_words_list_a_text_file_without_parsing_numbers(tmp_path, monkeypatch):
+    from seqbeam.text.vectors import vocabulary_words
+
+    path = write_vectors(tmp_path / "v.vec", file_vectors(["the", "<pad>", "cat", "sat"]), header="4 5")
+    monkeypatch.setattr(vector_files, "parse_vector", lambda *args: pytest.fail("a number was parsed"))
+    assert vocabulary_words(path) == ("the", "cat", "sat")
+    assert vocabulary_words(path, rows=2) == ("the",)  # rows count file rows, the reserved one included

@@ -287,3 +287,55 @@ def test_bundle_sums_stay_bounded_and_keep_every_count_in_its_bucket():
         assert len(counts) <= 51 and all(token_bucket(token, 8) == bucket for token in counts)
         total.update(counts)
     assert total == sum(batches, collections.Counter())
+
+
+# ------------------------------------------------------------------------------ pretrained vectors' words
+
+
+def write_vectors_file(path, words, header: bool = False) -> str:
+    """A GloVe-format file (or .vec with ``header``) of 3-d vectors for ``words``, in that order."""
+    lines = [f"{len(words)} 3"] if header else []
+    lines += [f"{word} {i} 0.5 -1" for i, word in enumerate(words)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+VECTOR_WORDS = ["the", "cat", "<unk>", "sat", "the", "on"]  # a reserved token and a duplicate, left out
+
+
+@pytest.mark.parametrize("approximate", [False, True], ids=["exact", "approximate"])
+def test_vectors_words_then_the_top_k_train_tokens_they_lack(tmp_path, approximate):
+    path = write_vectors_file(tmp_path / "vectors.vec", VECTOR_WORDS, header=True)
+    batches = [RowBatch.from_rows([Row("1", "the cat sat on the mat mat mat", split="train"),
+                                   Row("2", "a zebra zebra sat", split="train"),
+                                   Row("3", "held out words", split="valid")])]
+    # Train tokens the vectors lack: mat=3, zebra=2, a=1; K = 6 - 4 = 2 of them.
+    config = VocabConfig(max_size=6, vectors=path, approximate=approximate)
+    expected = Vocabulary(RESERVED_TOKENS + ("the", "cat", "sat", "on", "mat", "zebra"))
+    with TestPipeline(options=pipeline_options([])) as p:
+        vocab = p | beam.Create(batches) | BuildVocabulary(WORDS, config)
+        assert_that(vocab, equal_to([expected]))
+
+
+def test_vectors_rows_takes_the_first_rows_only(tmp_path):
+    path = write_vectors_file(tmp_path / "glove.txt", ["the", "cat", "sat", "on"])
+    batches = [RowBatch.from_rows([Row("1", "on the mat", split="train")])]
+    config = VocabConfig(max_size=10, vectors=path, vectors_rows=2)
+    expected = Vocabulary(RESERVED_TOKENS + ("the", "cat", "mat", "on"))  # "on" is past row 2: a corpus token
+    with TestPipeline(options=pipeline_options([])) as p:
+        vocab = p | beam.Create(batches) | BuildVocabulary(WORDS, config)
+        assert_that(vocab, equal_to([expected]))
+
+
+def test_missing_vectors_fail_at_launch_naming_the_key(tmp_path, monkeypatch):
+    from seqbeam.configs.schema import ConfigError
+    from seqbeam.text import vectors
+
+    missing = str(tmp_path / "nope.txt")
+    with pytest.raises(ConfigError, match=rf"preprocess.source_vocab.vectors: .*not found: {missing}"):
+        BuildVocabulary(WORDS, VocabConfig(vectors=missing))
+    package = vectors.RegisteredVectors(package="kumo-nope", module="seqbeam_no_such_module", matrix="m.npy",
+                                        index="i.parquet", extra="nope")
+    monkeypatch.setitem(vectors.REGISTERED, "nope-vectors", package)
+    with pytest.raises(ConfigError, match=r"preprocess.source_vocab.vectors: .*kumo-nope.*seqbeam\[nope\]"):
+        BuildVocabulary(WORDS, VocabConfig(vectors="nope-vectors"))
