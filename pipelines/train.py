@@ -103,30 +103,44 @@ class _ProgressLog(keras.callbacks.Callback):
         _LOG.info("epoch %d/%d (%.1fs): %s", epoch + 1, self._epochs, time.monotonic() - self._started, figures)
 
 
-class _ThrottledBackup(keras.callbacks.BackupAndRestore):
-    """``BackupAndRestore`` that backs up after an epoch only once ten times the last backup's
+class _ThrottledBackup(keras.callbacks.Callback):
+    """Keras ``BackupAndRestore`` run after an epoch only once ten times the last backup's
     duration has passed since it: at most ~10 % of the time goes to backups.
 
     An epoch of a small corpus can take less time than writing the model's weights (a frozen
     400,000-word embedding is 80 MB); a larger corpus still gets a backup after every epoch.
-    The first epoch is always backed up. A killed run resumes from the last backup, to the
-    same step count, having lost at most ten backups' time of training (or one epoch).
+    The first epoch is always backed up. A killed run resumes from the last
+    backup, to the same step count, having lost at most ten backups' time of training. The
+    wrapped callback is driven through its public hooks only.
     """
 
     _BUDGET = 10  # seconds between backups, per second of backup
 
     def __init__(self, backup_dir: str):
-        super().__init__(backup_dir)
+        super().__init__()
+        self._backup = keras.callbacks.BackupAndRestore(backup_dir)
         self._next_backup = 0.0
 
+    def set_model(self, model):
+        super().set_model(model)
+        self._backup.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        self._backup.set_params(params)
+
+    def on_train_begin(self, logs=None):
+        self._backup.on_train_begin(logs)
+
     def on_epoch_end(self, epoch, logs=None):
-        self._current_epoch = epoch + 1
-        self._last_batch_seen = 0
         started = time.monotonic()
         if started >= self._next_backup:
-            self._save_model()
+            self._backup.on_epoch_end(epoch, logs)
             ended = time.monotonic()
             self._next_backup = ended + self._BUDGET * (ended - started)
+
+    def on_train_end(self, logs=None):
+        self._backup.on_train_end(logs)
 
 
 def run_config(config: Config, export: bool = True) -> dict:

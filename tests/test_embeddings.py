@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import time
 import tracemalloc
 
 import keras
@@ -246,10 +245,7 @@ def test_large_file_is_streamed_and_only_vocabulary_rows_are_parsed(big_file, mo
     original = vector_files.parse_vector
     monkeypatch.setattr(vector_files, "parse_vector", lambda line, p: parsed.append(line.word) or original(line, p))
     tokens = vocab(*wanted, "absent")  # one absent token: the whole file is read
-    start = time.perf_counter()
     result = load_pretrained_vectors(path, tokens)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 3.0, elapsed
     assert sorted(parsed) == sorted(wanted)
     assert result.found == 10
     np.testing.assert_array_equal(result.matrix[4 + 3], np.full(8, 60_000, dtype=np.float32))
