@@ -240,3 +240,20 @@ def config_metadata(config) -> dict:
 
 def config_rows(config) -> int:
     return config_metadata(config)["rows"]["train"]
+
+
+@pytest.mark.parametrize("epochs, logged", [
+    (3, [1, 2, 3]),
+    (39, list(range(1, 40))),
+    (300, [1, *range(15, 301, 15)]),
+    (301, [1, *range(15, 301, 15), 301]),
+])
+def test_the_progress_log_keeps_every_epoch_of_a_short_run_and_about_21_lines_of_a_long_one(caplog, epochs, logged):
+    progress = train._ProgressLog(epochs)
+    with caplog.at_level("INFO", logger=train.__name__):
+        for epoch in range(epochs):
+            progress.on_epoch_begin(epoch)
+            progress.on_epoch_end(epoch, {"loss": 0.5})
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [int(line.split()[1].split("/")[0]) for line in lines] == logged
+    assert lines[-1].startswith(f"epoch {logged[-1]}/{epochs} (") and lines[-1].endswith("loss 0.5000")
