@@ -65,14 +65,12 @@ class Vocabulary:
         with tf.io.gfile.GFile(path, "rb") as f:
             return cls(f.read().decode("utf-8").split("\n")[:-1])
 
-    def lookup_table(self, vocab_file: str = "") -> tf.lookup.StaticHashTable:
+    def lookup_table(self) -> tf.lookup.StaticHashTable:
         """A TensorFlow table mapping token strings to ids, unknown tokens to ``UNK_ID``.
 
-        Given the vocabulary's file, the table is initialised from it (:func:`file_lookup_table`),
-        and a SavedModel holding the table carries the file as an asset.
+        Built from the tokens in memory; :func:`file_lookup_table` reads a vocabulary file
+        instead (and a SavedModel holding that table carries the file as an asset).
         """
-        if vocab_file:
-            return file_lookup_table(vocab_file)
         initializer = tf.lookup.KeyValueTensorInitializer(
             keys=tf.constant(self.tokens, dtype=tf.string),
             values=tf.range(len(self.tokens), dtype=tf.int64),
