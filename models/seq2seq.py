@@ -140,8 +140,9 @@ def build_seq2seq(
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
 
-    # int64 as in the TFRecords.
-    source = keras.Input(shape=(source_length,), dtype="int64", name=SOURCE)
+    # int64 as in the TFRecords. Any source length: batches of short rows may be cut short
+    # (models/inputs.py, length_window); source_length is the longest the records hold.
+    source = keras.Input(shape=(None,), dtype="int64", name=SOURCE)
     target_in = keras.Input(shape=(target_length,), dtype="int64", name=TARGET_IN)
 
     x = keras.layers.Embedding(source_vocab_size, embedding_dim, mask_zero=True, name="source_embedding")(source)
