@@ -36,7 +36,7 @@ _WEEKDAY_WORDS = {**{w: i for i, w in enumerate(_WEEKDAYS)}, **{w[:3]: i for i, 
 _ZONES = ("utc", "gmt", "ut", "est", "edt", "cst", "cdt", "mst", "mdt", "pst", "pdt", "akst", "hst", "bst", "cet",
           "cest", "eet", "eest", "wet", "west", "msk", "ist", "pkt", "sgt", "hkt", "jst", "kst", "aest", "aedt", "nzst",
           "brt", "brst", "art")
-_ZONE_NAME = r"\((?:[a-z]+ ){1,3}time\)|\(utc\)"
+_ZONE_NAME = r"\((?:[a-z]+ ){1,3}time\)|\(utc\)|\b(?:[a-z]+ ){1,3}time\b"
 _ZONE_ID = r"\b(?:america|europe|asia|australia)/[a-z_]+\b"
 
 _MONTH = r"(?<![a-z])(?P<month>" + "|".join(sorted({*_MONTHS, *(m[:3] for m in _MONTHS), "sept"}, key=len,
@@ -48,7 +48,7 @@ _AMPM_ONLY = r"(?P<h>\d{1,2})\s?(?P<ampm>am|pm|a\.m\.|p\.m\.)"
 
 # (name, pattern) of what is not the date, taken away in this order.
 _NOT_DATE = (
-    ("iso_time", r"(?<=\d)t\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:z|[+-]\d{2}:?\d{2})?(?![\d:])"),
+    ("iso_time", r"(?<=\d)t\d{2}(?::\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:z|[+-]\d{2}:?\d{2})?(?![\d:])"),
     ("after_year_time", r"(?<=\d{4}):\d{2}:\d{2}:\d{2}(?!\d)"),
     ("file_time", r"(?<=\d)_\d{6}(?=\.)"),
     ("oracle_time", r"(?<![\d.])\d{2}\.\d{2}\.\d{2}\.\d{6}\s(?:am|pm)(?![a-z])"),
@@ -64,16 +64,17 @@ _NOT_DATE = (
     ("zone", r"\b(?:" + "|".join(_ZONES) + r")\b"),
     ("weekday", r"(?<![a-z])(?P<weekday>" + "|".join(sorted(_WEEKDAY_WORDS, key=len, reverse=True)) + r")\.?(?![a-z])"),
     ("id", r"#\d+"),
+    ("log_line", r"\b\d{1,3}(?:\.\d{1,3}){3}\b|http/\d\.\d\"|(?<=\") \d{3} \d+$|\[\d+\]"),
     ("amount", r"\$\d+\.\d{2}"),
 )
 _DATES = (
-    ("numeric", r"(?<![\d.:/-])(?P<a>\d{1,2})(?P<sep>[/.-])(?P<b>\d{1,2})(?P=sep)(?P<year>\d{4}|\d{2})(?![\d])"),
-    ("year_first", r"(?<![\d])(?P<year>\d{4})(?P<sep>[/.-])(?P<month_number>\d{1,2})(?P=sep)(?P<day>\d{1,2})(?![\d])"),
-    ("compact", r"(?<![\d])(?P<year>\d{4})(?P<month_number>\d{2})(?P<day>\d{2})(?:[t_-]?(?P<clock>\d{6}|\d{4}))?z?"
-                r"(?![\d])"),
+    ("numeric", r"(?<![\d.:/-])(?P<a>\d{1,2})(?P<sep>[/. -])(?P<b>\d{1,2})(?P=sep)(?P<year>\d{4}|\d{2})(?![\d])"),
+    ("year_first", r"(?<![\d])(?P<year>\d{4})(?P<sep>[/. -])(?P<month_number>\d{1,2})(?P=sep)(?P<day>\d{1,2})(?![\d])"),
+    ("compact", r"(?<![\d])(?P<year>\d{4})(?P<month_number>\d{2})(?P<day>\d{2})(?:[t_-]?(?P<clock>\d{6}|\d{4}))?"
+                r"(?:\.\d)?(?:z|[+-]\d{4})?(?![\d])"),
     ("mdy", _MONTH + r"\s*[-/]?\s*" + _DAY + r"(?:\s*,)?[\s\u00a7,]*[-/]?\s*" + _YEAR),
     ("month_the_day", _MONTH + r"\s+the\s+" + _DAY + r",?\s+" + _YEAR),
-    ("dmy", _DAY + r"\.?\s*(?:of\s+)?[-/.]?\s*" + _MONTH + r"\s*,?\s*[-/.]?\s*(?:of\s+)?" + _YEAR),
+    ("dmy", _DAY + r"\.?\s*(?:day\s+)?(?:of\s+)?[-/.]?\s*" + _MONTH + r"\s*,?\s*[-/.]?\s*(?:of\s+)?" + _YEAR),
     ("ymd_words", r"(?<![\d])(?P<year>\d{4})\s*[-/.,]?\s*" + _MONTH + r"\s*[-/.]?\s*" + _DAY),
 )
 

@@ -162,6 +162,8 @@ def render(date: datetime.date, format: str, *, day_first: bool = False) -> str:
 
 # Share of numeric dates whose day (over 12) is written in the other order than the row's.
 _UNAMBIGUOUS_SWAP_RATE = 0.1
+# Share of numeric dates with spaces between their numbers ("09 25 2003").
+_SPACED_NUMERIC_RATE = 0.04
 
 
 def short_year_ok(date: datetime.date) -> bool:
@@ -178,13 +180,13 @@ def numeric(date: datetime.date, day_first: bool, rng: random.Random, *, two_dig
     if date.day > 12 and rng.random() < _UNAMBIGUOUS_SWAP_RATE:
         day_first = not day_first
     year = f"{date.year % 100:02d}" if two_digit_year else f"{date.year:04d}"
-    separator = rng.choice(separators)
+    separator = " " if rng.random() < _SPACED_NUMERIC_RATE else rng.choice(separators)
     return separator.join((day, month, year) if day_first else (month, day, year))
 
 
 def year_first(date: datetime.date, rng: random.Random) -> str:
     """``2003-09-25``, ``2003/09/25``, ``2003.09.25``; sometimes unpadded (``2003/9/25``)."""
-    separator = pick(rng, (("-", 0.6), ("/", 0.25), (".", 0.15)))
+    separator = pick(rng, (("-", 0.6), ("/", 0.23), (".", 0.14), (" ", 0.03)))
     if rng.random() < 0.1:
         return f"{date.year:04d}{separator}{date.month}{separator}{date.day}"
     return f"{date.year:04d}{separator}{date.month:02d}{separator}{date.day:02d}"

@@ -175,8 +175,9 @@ def _double_punctuation(text: str, month: int, rng: random.Random) -> str | None
 
 
 def _drop_space(text: str, month: int, rng: random.Random) -> str | None:
-    """Delete one space that does not separate two numbers."""
-    candidates = [i for i, c in enumerate(text) if c == " " and not _joins_digits(text, i)]
+    """Delete one space between two words that does not separate two numbers."""
+    candidates = [i for i, c in enumerate(text) if c == " " and 0 < i < len(text) - 1
+                  and " " not in (text[i - 1], text[i + 1]) and not _joins_digits(text, i)]
     if not candidates:
         return None
     i = rng.choice(candidates)
@@ -198,6 +199,15 @@ def _stray_space(text: str, month: int, rng: random.Random) -> str | None:
     return text[:i] + " " + text[i:]
 
 
+def _stray_punctuation(text: str, month: int, rng: random.Random) -> str | None:
+    """Put a comma or a dot at the end of a word or of the text ("7. 7 66", "Sep 25 2003,")."""
+    ends = [i for i in range(1, len(text) + 1) if text[i - 1] != " " and (i == len(text) or text[i] == " ")]
+    if not ends:
+        return None
+    i = rng.choice(ends)
+    return text[:i] + rng.choice(",.") + text[i:]
+
+
 def _ocr_confusion(text: str, month: int, rng: random.Random) -> str | None:
     """Swap one character for its OCR look-alike (0/O, 1/l/I, 5/S, 8/B, 2/Z)."""
     candidates = [i for i, c in enumerate(text) if c in _OCR_CONFUSIONS]
@@ -215,6 +225,7 @@ NOISE_OPS: tuple[_NoiseOp, ...] = (
     _double_punctuation,
     _drop_space,
     _stray_space,
+    _stray_punctuation,
     _ocr_confusion,
 )
 
@@ -222,10 +233,9 @@ NOISE_OPS: tuple[_NoiseOp, ...] = (
 def add_noise(text: str, month: int, rng: random.Random) -> str:
     """Apply one or two distinct noise operations so that the text really changes.
 
-    Every rendering admits at least one operation (a space, a punctuation mark, or a
-    month's digits, of which one is always 0 or 1: an OCR look-alike), and a single
-    operation always changes the normalised text, so the loop only repeats when two
-    operations cancel out.
+    Every rendering admits at least one operation (a stray comma or dot at the end of a
+    word always applies), and a single operation always changes the normalised text, so
+    the loop only repeats when two operations cancel out.
     """
     wanted = 2 if rng.random() < _TWO_NOISE_OPS_RATE else 1
     while True:

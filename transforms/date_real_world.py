@@ -72,7 +72,8 @@ _BEFORE = (
     "Registration closes", "Letter dated", "Minutes of the meeting held on", "Rent is due", "Estimated delivery:",
     "Ship date", "Arrival:", "Departure:", "Invoice #{n} dated", "Order #{n} shipped on", "Ticket #{n} opened",
     "Paid ${amount} on", "Case #{n}, hearing set for", "Refund of ${amount} issued", "Transaction #{n} -",
-    "last seen", "see you", "the package arrived", "they married on", "records show that on",
+    "last seen", "see you", "the package arrived", "they married on", "records show that on", "On", "on",
+    "I have a meeting on", "Meet me at the station on", "Reminder: call Bob on", "Term starts",
 )
 # Words after a date (a log line's level and message, a closing remark); none names a month or a weekday.
 _AFTER = (
@@ -82,6 +83,7 @@ _AFTER = (
     " as planned", " INFO Starting server", " ERROR Connection refused", " WARN disk almost full",
     " DEBUG cache hit", " - quarterly report", ": meeting notes", " | build passed", " by admin",
     ", total ${amount}", ", ref #{n}", " (approx.)", " or earlier", " until further notice", " in room #{n}",
+    ", I am going to be there", " I am told", ", see you then?", " if possible", " - the AM/PM shift",
 )
 
 
@@ -147,7 +149,12 @@ def ordinal_form(date: datetime.date, rng: random.Random) -> str:
     """A date whose day is an ordinal, in any of its positions."""
     month = month_word(date, pick(rng, MONTH_STYLES))
     day, year = ordinal(date.day), f"{date.year:04d}"
-    kind = pick(rng, (("dmy", 0.3), ("mdy", 0.25), ("of", 0.2), ("the_of", 0.1), ("month_the", 0.1), ("ymd", 0.05)))
+    kind = pick(rng, (("dmy", 0.28), ("mdy", 0.24), ("of", 0.17), ("the_of", 0.1), ("month_the", 0.08),
+                      ("ymd", 0.04), ("legal", 0.04), ("plain_of", 0.05)))
+    if kind == "legal":  # "this 25th day of September, 2003"
+        return f"{rng.choice(('', 'this ', 'the '))}{day} day of {month_word(date, 'full')}, {year}"
+    if kind == "plain_of":  # "25 of September of 2003"
+        return f"{date.day} of {month}{rng.choice((' of ', ' ', ', '))}{year}"
     if kind == "dmy":
         return f"{day} {month}{rng.choice((' ', ', '))}{year}"
     if kind == "mdy":
@@ -182,8 +189,10 @@ def _with_time(text: str, rng: random.Random, time: str | None = None) -> str:
     """``text`` (a date) with a time of day after it (", 10:49", " at 10:49", " @ 10:49") or before it."""
     time = time or time_of_day(rng)
     if rng.random() < 0.8:
-        return text + pick(rng, ((" ", 0.45), (", ", 0.2), (" at ", 0.22), (" @ ", 0.05), (" - ", 0.08))) + time
-    return time + pick(rng, ((" on ", 0.5), (", ", 0.25), (" ", 0.25))) + text
+        era = " AD" if rng.random() < 0.02 else ""  # "1996.07.10 AD 12:08 PM"
+        return text + era + pick(rng, ((" ", 0.45), (", ", 0.2), (" at ", 0.22), (" @ ", 0.05), (" - ", 0.08))) + time
+    before = "at " if rng.random() < 0.2 else ""  # "at 3:00 AM on December 3rd, 2003"
+    return before + time + pick(rng, ((" on ", 0.5), (", ", 0.25), (" ", 0.25))) + text
 
 
 def _with_weekday(date: datetime.date, text: str, rng: random.Random, styles=WEEKDAY_STYLES) -> str:
@@ -223,17 +232,24 @@ def _time_zone(date, day_first, rng):
 def _iso_timestamp(date, day_first, rng):
     iso = f"{date.year:04d}-{date.month:02d}-{date.day:02d}"
     hour, minute, second = rng.randrange(24), rng.randrange(60), rng.randrange(60)
-    kind = pick(rng, (("t", 0.55), ("logging", 0.15), ("sql", 0.2), ("t_minutes", 0.1)))
+    kind = pick(rng, (("t", 0.5), ("logging", 0.13), ("sql", 0.2), ("t_minutes", 0.1), ("t_hour", 0.03),
+                      ("compact_date", 0.04)))
     if kind == "logging":  # Python's logging: comma and milliseconds
         return f"{iso} {hour:02d}:{minute:02d}:{second:02d},{rng.randrange(1000):03d}"
     if kind == "sql":
         fraction = f".{rng.randrange(10 ** 6):06d}" if rng.random() < 0.4 else ""
-        return f"{iso} {hour:02d}:{minute:02d}:{second:02d}{fraction}" + (" UTC" if rng.random() < 0.15 else "")
+        zone = pick(rng, (("", 0.75), (" UTC", 0.1), (" offset", 0.15)))
+        return f"{iso} {hour:02d}:{minute:02d}:{second:02d}{fraction}" + (
+            " " + offset(rng) if zone == " offset" else zone)
+    if kind == "t_hour":  # "2003-09-25T10"
+        return f"{iso}T{hour:02d}"
+    if kind == "compact_date":  # "20080227T21:26:01.123456789"
+        iso = iso.replace("-", "")
     text = f"{iso}T{hour:02d}:{minute:02d}"
-    if kind == "t":
+    if kind in ("t", "compact_date"):
         text += f":{second:02d}"
         if rng.random() < 0.3:
-            text += "." + "".join(rng.choice("0123456789") for _ in range(rng.choice((3, 6, 9))))
+            text += "." + "".join(rng.choice("0123456789") for _ in range(rng.choice((1, 2, 3, 3, 6, 9))))
     suffix = pick(rng, (("", 0.35), ("Z", 0.35), ("offset", 0.3)))
     return text + (offset(rng, colon=rng.random() < 0.8) if suffix == "offset" else suffix)
 
@@ -241,11 +257,15 @@ def _iso_timestamp(date, day_first, rng):
 def _compact(date, day_first, rng):
     ymd = f"{date.year:04d}{date.month:02d}{date.day:02d}"
     hour, minute, second = rng.randrange(24), rng.randrange(60), rng.randrange(60)
-    kind = pick(rng, (("date", 0.45), ("t", 0.25), ("digits", 0.15), ("minutes", 0.05), ("underscore", 0.1)))
+    kind = pick(rng, (("date", 0.4), ("t", 0.3), ("digits", 0.15), ("minutes", 0.05), ("underscore", 0.1)))
     if kind == "date":
         return ymd
-    if kind == "t":
-        return f"{ymd}T{hour:02d}{minute:02d}{second:02d}" + rng.choice(("", "Z"))
+    if kind == "t":  # "20030925T104941", "T1049", "T10", with a fraction, Z or an offset
+        clock = pick(rng, ((f"{hour:02d}{minute:02d}{second:02d}", 0.7), (f"{hour:02d}{minute:02d}", 0.2),
+                           (f"{hour:02d}", 0.1)))
+        if len(clock) == 6 and rng.random() < 0.15:
+            clock += f".{rng.randrange(10)}"
+        return f"{ymd}T{clock}" + pick(rng, (("", 0.5), ("Z", 0.3), (offset(rng, colon=False), 0.2)))
     if kind == "digits":
         return f"{ymd}{hour:02d}{minute:02d}{second:02d}"
     if kind == "minutes":
@@ -310,6 +330,9 @@ def _sentence(date, day_first, rng):
     after = _fill(rng.choice(_AFTER), rng) if kind in ("after", "both") else rng.choice(("", "", "."))
     if before[1:2].islower() and rng.random() < 0.3:
         before = before[0].lower() + before[1:]
+    if rng.random() < 0.08:  # "(25/09/2003)", "[2003-09-25]", '"Sep 25, 2003"'
+        opening, closing = rng.choice((("(", ")"), ("[", "]"), ('"', '"'), ("'", "'")))
+        inner = opening + inner + closing
     return before + inner + after
 
 

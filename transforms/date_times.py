@@ -26,6 +26,14 @@ _ZONE_NAMES = ("Pacific Standard Time", "Eastern Daylight Time", "Central Europe
 _ZONE_IDS = ("America/New_York", "Europe/Berlin", "Asia/Kolkata", "Europe/London", "America/Sao_Paulo",
              "Asia/Tokyo", "Australia/Sydney", "America/Los_Angeles")
 _AM_PM = (("AM", "PM"), ("am", "pm"), ("a.m.", "p.m."), ("A.M.", "P.M."))
+# Around a log line's timestamp: requests, hosts, processes, messages (no month or weekday names).
+_METHODS = ("GET", "POST", "PUT", "HEAD")
+_PATHS = ("", "index.html", "api/orders", "login", "static/app.js", "favicon.ico")
+_STATUSES = (200, 200, 304, 404, 500)
+_HOSTS = ("webhost", "db-primary", "localhost", "mail", "gateway")
+_PROCESSES = ("sshd", "cron", "nginx", "postfix/smtpd", "kernel")
+_MESSAGES = ("Accepted password for root", "session opened", "connection reset by peer", "job finished",
+             "disk quota exceeded")
 
 
 def time_of_day(rng: random.Random) -> str:
@@ -77,7 +85,8 @@ def zone(rng: random.Random) -> str:
         hours = rng.randint(1, 12)
         return f"{rng.choice(('GMT', 'UTC'))}{rng.choice('+-')}{hours if rng.random() < 0.6 else f'{hours:02d}:00'}"
     if kind == "name":
-        return f"({rng.choice(_ZONE_NAMES)})"
+        name = rng.choice(_ZONE_NAMES)
+        return f"({name})" if rng.random() < 0.6 else name
     return rng.choice(_ZONE_IDS)
 
 
@@ -105,8 +114,12 @@ def machine_timestamp(date: datetime.date, day_first: bool, rng: random.Random) 
     if kind == "rfc850":
         short = f"{date.year % 100:02d}" if short_year_ok(date) else year
         return f"{weekday}, {dd}-{mon}-{short} {hms} GMT"
-    if kind == "apache":  # the common log format
+    if kind == "apache":  # the common log format, alone or as the whole line
         text = f"{dd}/{mon}/{year}:{hms} {offset(rng, colon=False)}"
+        if rng.random() < 0.35:
+            address = ".".join(str(rng.randint(1, 254)) for _ in range(4))
+            request = f'"{rng.choice(_METHODS)} /{rng.choice(_PATHS)} HTTP/1.{rng.randint(0, 1)}"'
+            return f"{address} - - [{text}] {request} {rng.choice(_STATUSES)} {rng.randint(0, 99999)}"
         return f"[{text}]" if rng.random() < 0.7 else text
     if kind == "javascript":  # Date.prototype.toString
         return f"{wkd} {mon} {dd} {year} {hms} GMT{offset(rng, colon=False)} ({rng.choice(_ZONE_NAMES)})"
@@ -121,8 +134,11 @@ def machine_timestamp(date: datetime.date, day_first: bool, rng: random.Random) 
         if day_first:
             return f"{weekday}, {date.day} {month_word(date, 'full')} {year} {rng.randrange(24):02d}:{minute:02d}"
         return f"{weekday}, {month_word(date, 'full')} {date.day}, {year} {h12}:{minute:02d} {rng.choice(('AM', 'PM'))}"
-    if kind == "syslog":
-        return f"{mon} {date.day:>2} {year} {hms}"
+    if kind == "syslog":  # with a year, alone or with its host, process and message
+        text = f"{mon} {date.day:>2} {year} {hms}"
+        if rng.random() < 0.4:
+            text += f" {rng.choice(_HOSTS)} {rng.choice(_PROCESSES)}[{rng.randint(2, 65535)}]: {rng.choice(_MESSAGES)}"
+        return text
     if kind == "oracle":  # DD-MON-RR, and TIMESTAMP's default
         short = f"{date.year % 100:02d}" if short_year_ok(date) else year
         if rng.random() < 0.5:
