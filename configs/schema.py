@@ -154,8 +154,8 @@ class ModelConfig:
     # LSTM/GRU width (V2, grammar classifier, char LM, seq2seq encoder and decoder).
     units: int = 128
     dropout: float = 0.5
-    # Grammar classifier only.
-    cell: Literal["gru", "lstm"] = "gru"
+    # Grammar classifier and seq2seq; null: the family's own (grammar: gru, seq2seq: lstm).
+    cell: Union[Literal["gru", "lstm"], None] = None
     # Seq2seq only.
     bidirectional: bool = False
     attention: bool = True

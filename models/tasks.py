@@ -60,7 +60,7 @@ def build_model(config: Config, metadata: dict, data_dir: str) -> keras.Model:
 
         model = classifiers.build_grammar_classifier(
             vocab_size=sizes["tokens"], max_length=lengths["tokens"], embedding_dim=model_config.embedding_dim,
-            units=model_config.units, cell=model_config.cell)
+            units=model_config.units, cell=model_config.cell or "gru")
         return classifiers.compile_classifier(model, learning_rate=train.learning_rate, binary=True)
     if family == "char_lm":
         from seqbeam.models import char_lm
@@ -75,7 +75,7 @@ def build_model(config: Config, metadata: dict, data_dir: str) -> keras.Model:
         source_length=lengths["source"], target_length=lengths["target"],
         embedding_dim=model_config.embedding_dim, units=model_config.units,
         bidirectional=model_config.bidirectional, attention=model_config.attention,
-        dropout=model_config.dropout)
+        dropout=model_config.dropout, cell=model_config.cell or "lstm")
     return seq2seq.compile_seq2seq(model, learning_rate=train.learning_rate, clipnorm=clipnorm)
 
 
