@@ -135,3 +135,28 @@ def test_inference_job_normalizes_unseen_dates_and_flags_what_is_not_a_date(date
         assert (row["iso_date"], row["valid"], row["flag"]) == tuple(check_date(row["output"], row["raw"]))
         assert (row["flag"] is None) == row["valid"]
     assert summary["rows"]["flagged"] == sum(not row["valid"] for row in predicted)
+
+
+def test_seqbeam_infer_reads_a_corpus_in_the_order_of_its_config(dates_run, tmp_path):
+    import dataclasses
+
+    import pyarrow.parquet as pq
+
+    from seqbeam.configs.schema import DataConfig
+    from seqbeam.pipelines import infer, serving
+
+    config, summary = dates_run
+    corpus = tmp_path / "dates.txt"
+    corpus.write_text("03/04/2019\n3.4.2019\nApril 3, 2019\n", encoding="utf-8")
+    read = {}
+    for day_first in (False, True):
+        job = dataclasses.replace(config, output_dir=str(tmp_path / f"out-{day_first}"), infer=dataclasses.replace(
+            config.infer, input=DataConfig(format="text", path=str(corpus)), model_path=summary["model_path"],
+            day_first=day_first))
+        rows = pq.read_table(infer.run_config(job, save_main_session=False)["predictions"]).to_pylist()
+        read[day_first] = [row["iso_date"] for row in sorted(rows, key=lambda r: int(r["id"].rsplit(":", 1)[1]))]
+    assert read == {False: ["2019-03-04", "2019-03-04", "2019-04-03"], True: ["2019-04-03", "2019-04-03", "2019-04-03"]}
+    card = {"task": "dates", "family": "seq2seq", "day_orders": ["month_first"]}
+    with pytest.raises(ValueError, match="infer.day_first"):
+        serving.check_day_order(card, "m", day_first=True)
+    serving.check_day_order(card, "m", day_first=False)
