@@ -186,6 +186,9 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 64
     learning_rate: float = 1e-3
+    # The learning rate is multiplied by this after every epoch (1 = constant): big steps
+    # first, fine ones at the end.
+    learning_rate_decay: float = 1.0
     # Gradient-norm clipping (0 = none): the char LM's classic exploding-gradient guard.
     clipnorm: float = 0.0
     # Epochs without a better validation loss before stopping (0 = never stop early).
@@ -605,6 +608,8 @@ def _check_train(config: Config, fail) -> None:
             fail(f"train.{name}", f"must be positive, got {getattr(train, name)}")
     if train.learning_rate <= 0:
         fail("train.learning_rate", f"must be positive, got {train.learning_rate}")
+    if not 0.0 < train.learning_rate_decay <= 1.0:
+        fail("train.learning_rate_decay", f"must lie in (0, 1], got {train.learning_rate_decay}")
     if train.clipnorm < 0:
         fail("train.clipnorm", f"must be 0 (off) or positive, got {train.clipnorm}")
     if train.early_stopping_patience < 0:

@@ -216,8 +216,9 @@ def compile_seq2seq(model: keras.Model, *, learning_rate: float = 1e-3, clipnorm
     so accuracy is a *weighted* metric named ``accuracy``: the share of real target tokens
     (``<end>`` included) predicted right. Returns the model, for chaining.
     """
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) or not learning_rate > 0:
-        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule) and (
+            isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) or not learning_rate > 0):
+        raise ValueError(f"learning_rate must be a positive number or a schedule, got {learning_rate!r}")
     if clipnorm is not None and (isinstance(clipnorm, bool) or not isinstance(clipnorm, numbers.Real)
                                  or not clipnorm > 0):
         raise ValueError(f"clipnorm must be None or a positive number, got {clipnorm!r}")

@@ -258,6 +258,9 @@ def test_generator_day_first_is_an_order_or_both(value, expected):
     ("data.generator.noise_rate=lots", "data.generator.noise_rate"),  # in an optional section: its own key
     ("infer.day_first=both", "infer.day_first"),
     ("train.length_window=-1", "train.length_window"),
+    ("train.learning_rate_decay=0", "train.learning_rate_decay"),
+    ("train.learning_rate_decay=1.5", "train.learning_rate_decay"),
+    ("train.model.cell=rnn", "train.model.cell"),
 ])
 def test_date_keys_are_checked_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=f"'{key}'"):

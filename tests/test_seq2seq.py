@@ -318,3 +318,19 @@ def test_greedy_attention_decodes_as_greedy_and_shows_where_it_looked():
         steps = min(written + 1, LENGTH)  # the written tokens and the <end> step
         np.testing.assert_allclose(row[:steps].sum(-1), 1.0, atol=1e-5)
         assert np.all(row[steps:] == 0.0)
+
+
+def test_learning_rate_decay_multiplies_the_rate_after_every_epoch():
+    from seqbeam.configs.schema import config_from_dict
+    from seqbeam.models.tasks import learning_rate
+
+    raw = {"task": {"name": "dates", "kind": "seq2seq"},
+           "data": {"format": "generated", "generator": {"name": "dates"}},
+           "train": {"model": {"family": "seq2seq"}, "batch_size": 10, "learning_rate": 0.01}}
+    metadata = {"rows": {"train": 95}}  # 10 steps an epoch
+    assert learning_rate(config_from_dict(raw), metadata) == 0.01
+    schedule = learning_rate(config_from_dict({**raw, "train": {**raw["train"], "learning_rate_decay": 0.5}}),
+                             metadata)
+    np.testing.assert_allclose([float(schedule(step)) for step in (0, 9, 10, 25)], [0.01, 0.01, 0.005, 0.0025])
+    model = compile_seq2seq(small_model(), learning_rate=schedule)
+    assert model.optimizer.learning_rate.numpy() == pytest.approx(0.01)
