@@ -66,7 +66,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=3000, help="strings per held-out set (default %(default)s)")
     parser.add_argument("--throughput-rows", type=int, default=50_000,
                         help="strings served for the throughput (default %(default)s)")
-    parser.add_argument("--batch", type=int, default=512, help="strings per model call (default %(default)s)")
+    parser.add_argument("--batch", type=int, default=2048, help="strings per model call (default %(default)s, "
+                        "configs/dates.yaml's infer.max_batch_size)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="threads calling the model in the throughput run (default: the cores, %(default)s)")
     parser.add_argument("--seed", type=int, default=1000, help="first seed of the held-out sets (default %(default)s)")
