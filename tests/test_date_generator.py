@@ -278,3 +278,18 @@ def test_real_world_rate_sets_the_share_of_real_world_rows():
     rows = list(generate_dates(3000, seed=10, real_world_rate=0.6))
     share = sum(r.format not in FORMATS for r in rows) / len(rows)
     assert 0.56 < share < 0.64
+
+
+def test_generate_command_writes_both_orders_and_real_world_forms(tmp_path):
+    import json
+
+    from seqbeam.pipelines import generate
+
+    path = tmp_path / "dates.jsonl"
+    assert generate.run(["dates", "-n", "200", "-o", str(path), "--both-orders", "--real-world-rate", "1"]) == 200
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert {row["day_first"] for row in rows} == {True, False}
+    assert set(rows[0]) == {"raw", "iso", "format", "noisy", "day_first"}
+    assert all(row["format"] in dg.REAL_WORLD_FORMS for row in rows)
+    with pytest.raises(SystemExit):
+        generate.parse_args(["dates", "-n", "1", "-o", "x.jsonl", "--day-first", "--both-orders"])
