@@ -64,7 +64,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="configs/dates.yaml overrides for the training (repeatable)")
     parser.add_argument("--rows", type=int, default=3000, help="strings per held-out set (default %(default)s)")
-    parser.add_argument("--throughput-rows", type=int, default=50_000,
+    parser.add_argument("--throughput-rows", type=int, default=200_000,
                         help="strings served for the throughput (default %(default)s)")
     parser.add_argument("--batch", type=int, default=2048, help="strings per model call (default %(default)s, "
                         "configs/dates.yaml's infer.max_batch_size)")
