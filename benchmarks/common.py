@@ -171,15 +171,23 @@ def load_serving(model_path: str, signature: str = "serving_default"):
     return tf.saved_model.load(model_path).signatures[signature]
 
 
-def serve(model: Any, texts: Sequence[str], output: str, batch_size: int = SERVE_BATCH) -> list:
-    """One output of the serving signature for each raw text, in batches (``model``: a path or a signature)."""
+def serve(model: Any, texts: Sequence[str], output: str, batch_size: int = SERVE_BATCH,
+          day_first: Optional[Sequence[bool]] = None) -> list:
+    """One output of the serving signature for each raw text, in batches (``model``: a path or a signature).
+
+    A date model's signature also takes ``day_first``: each text's order (default: month first).
+    """
     import tensorflow as tf
 
     fn = load_serving(model) if isinstance(model, str) else model
+    takes_day_first = "day_first" in fn.structured_input_signature[1]
+    orders = list(day_first) if day_first is not None else [False] * len(texts)
     values: list = []
     for start in range(0, len(texts), batch_size):
-        batch = tf.constant(list(texts[start:start + batch_size]), dtype=tf.string)
-        values.extend(fn(text=batch)[output].numpy().tolist())
+        inputs = {"text": tf.constant(list(texts[start:start + batch_size]), dtype=tf.string)}
+        if takes_day_first:
+            inputs["day_first"] = tf.constant(orders[start:start + batch_size], dtype=tf.bool)
+        values.extend(fn(**inputs)[output].numpy().tolist())
     return values
 
 

@@ -131,11 +131,14 @@ def make_corpus(model_key: str, n: int, seed: int, workdir: str, language: Optio
     elif model_key == "dates":
         from seqbeam.transforms.date_generator import generate_dates
 
-        generator = load_task("dates.yaml").data.generator
+        task = load_task("dates.yaml")
+        generator = task.data.generator
         truth = []
 
         def lines():
-            for example in generate_dates(n, seed, day_first=generator.day_first, noise_rate=generator.noise_rate):
+            # A text file carries no day-order token: its rows are in the job's order (infer.day_first).
+            for example in generate_dates(n, seed, day_first=task.infer.day_first, noise_rate=generator.noise_rate,
+                                          real_world_rate=generator.real_world_rate):
                 truth.append((example.iso, example.noisy, example.format))
                 yield example.raw
 

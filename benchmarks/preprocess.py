@@ -82,7 +82,8 @@ def write_dates_input(directory: str, config: dict) -> list[str]:
 
     generator = config_from_dict(config, source="benchmarks/preprocess.py").data.generator
     stamp = {"corpus": "dates", "rows": generator.num_rows, "seed": generator.seed,
-             "rows_per_shard": generator.rows_per_shard, "version": 1}
+             "rows_per_shard": generator.rows_per_shard, "day_first": generator.day_first,
+             "real_world_rate": generator.real_world_rate, "version": 2}
     cached = cached_files(directory, stamp)
     if cached:
         return cached

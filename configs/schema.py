@@ -45,10 +45,16 @@ class GeneratorConfig:
     name: Literal["dates", "reber"]
     num_rows: int = 10_000
     seed: int = 0
-    # Dates only: numeric formats write DD/MM/YYYY when true, MM/DD/YYYY when false.
-    day_first: bool = False
+    # Dates only: numeric formats write DD/MM/YYYY when true, MM/DD/YYYY when false; "both":
+    # each row its own order, half and half. Every generated row starts with the day-order
+    # control token of its order (text/day_order.py), so a model learns to read both.
+    day_first: Union[bool, Literal["both"]] = False
     # Dates only: share of inputs with typos, OCR confusions or broken punctuation.
     noise_rate: float = 0.1
+    # Dates only: share of inputs in the real-world forms (times of day, zones, ISO timestamps,
+    # two-digit years, weekdays, sentences, ...; transforms/date_real_world.py), the rest in
+    # the 18 classic formats.
+    real_world_rate: float = 0.0
     # Rows per generator shard: shards are generated in parallel, deterministically.
     rows_per_shard: int = 50_000
 
@@ -157,8 +163,8 @@ class ModelConfig:
     # LSTM/GRU width (V2, grammar classifier, char LM, seq2seq encoder and decoder).
     units: int = 128
     dropout: float = 0.5
-    # Grammar classifier only.
-    cell: Literal["gru", "lstm"] = "gru"
+    # Grammar classifier and seq2seq; null: the family's own (grammar: gru, seq2seq: lstm).
+    cell: Union[Literal["gru", "lstm"], None] = None
     # Seq2seq only.
     bidirectional: bool = False
     attention: bool = True
@@ -194,12 +200,18 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 64
     learning_rate: float = 1e-3
+    # The learning rate is multiplied by this after every epoch (1 = constant): big steps
+    # first, fine ones at the end.
+    learning_rate_decay: float = 1.0
     # Gradient-norm clipping (0 = none): the char LM's classic exploding-gradient guard.
     clipnorm: float = 0.0
     # Epochs without a better validation loss before stopping (0 = never stop early).
     early_stopping_patience: int = 5
     seed: int = 0
     shuffle_buffer: int = 10_000
+    # Seq2seq only, one machine: batches of similar source length, sorted within windows of
+    # this many batches and cut to their longest source (models/inputs.py); 0 = off.
+    length_window: int = 0
     export: ExportConfig = ExportConfig()
 
 
@@ -228,6 +240,9 @@ class InferConfig:
     overflow: Literal["truncate", "reject"] = "truncate"
     # Seq2seq: decode as the export was configured ("model"), greedily, or by beam search.
     decode: Literal["model", "greedy", "beam"] = "model"
+    # Dates: the day order the model is told (its control token) for rows that do not carry
+    # their own: true reads 03/04/2019 as 3 April, false as March 4. Generated rows carry theirs.
+    day_first: bool = False
     beam_width: int = 4
     # Predictions less confident than this (probability; exp(score) for seq2seq) are
     # counted as low_confidence.
@@ -426,12 +441,15 @@ def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, key, source)
     if origin in (Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is not None and type(None) in options:  # an optional section given: its own error names the key
+            options = tuple(option for option in options if option is not type(None))
         errors = []
-        for option in typing.get_args(hint):
+        for option in options:
             try:
                 return _coerce(option, value, key, source)
             except ConfigError as e:
-                errors.append(str(e))
+                errors.append(e)
         raise errors[-1] if len(errors) == 1 else ConfigError(
             f"key '{key}' in {source}: {value!r} matches none of {_type_name(hint)}"
         )
@@ -477,6 +495,8 @@ def _whole_characters(text: str, key: str, source: str) -> str:
 def _type_name(hint: Any) -> str:
     if typing.get_origin(hint) in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is Literal:
+        return " or ".join(map(repr, typing.get_args(hint)))
     return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
 
 
@@ -574,6 +594,8 @@ def _check_data(data: DataConfig, key: str, fail) -> None:
             fail(f"{key}.generator.rows_per_shard", f"must be positive, got {gen.rows_per_shard}")
         if not 0.0 <= gen.noise_rate <= 1.0:
             fail(f"{key}.generator.noise_rate", f"must lie in [0, 1], got {gen.noise_rate}")
+        if not 0.0 <= gen.real_world_rate <= 1.0:
+            fail(f"{key}.generator.real_world_rate", f"must lie in [0, 1], got {gen.real_world_rate}")
     elif not data.path:
         fail(f"{key}.path", f"format '{data.format}' reads files: give a path or glob")
     if data.format == "aligned" and not data.target_path:
@@ -644,10 +666,16 @@ def _check_train(config: Config, fail) -> None:
             fail(f"train.{name}", f"must be positive, got {getattr(train, name)}")
     if train.learning_rate <= 0:
         fail("train.learning_rate", f"must be positive, got {train.learning_rate}")
+    if not 0.0 < train.learning_rate_decay <= 1.0:
+        fail("train.learning_rate_decay", f"must lie in (0, 1], got {train.learning_rate_decay}")
     if train.clipnorm < 0:
         fail("train.clipnorm", f"must be 0 (off) or positive, got {train.clipnorm}")
     if train.early_stopping_patience < 0:
         fail("train.early_stopping_patience", "must be 0 (off) or positive")
+    if train.length_window < 0:
+        fail("train.length_window", f"must be 0 (off) or positive, got {train.length_window}")
+    if train.length_window and model.family != "seq2seq":
+        fail("train.length_window", "only seq2seq models take batches cut to their longest source")
     export = train.export
     if export.beam_width < 1:
         fail("train.export.beam_width", f"must be positive, got {export.beam_width}")

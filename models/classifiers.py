@@ -172,8 +172,9 @@ def compile_classifier(model: keras.Model, *, learning_rate: float = 1e-3, binar
     labels against one sigmoid. The accuracy metric is named ``accuracy`` in both cases.
     Returns the model, for chaining.
     """
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) or not learning_rate > 0:
-        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule) and (
+            isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) or not learning_rate > 0):
+        raise ValueError(f"learning_rate must be a positive number or a schedule, got {learning_rate!r}")
     if binary:
         loss = keras.losses.BinaryCrossentropy(from_logits=False)
         accuracy = keras.metrics.BinaryAccuracy(name="accuracy")

@@ -11,7 +11,9 @@ runs the decoder one step at a time with them, mirroring training exactly:
 - the first decoder input is ``<start>``, then each step feeds back the token chosen;
 - a step is ``target_embedding`` -> ``decoder`` cell -> [``attention`` -> ``attention_concat``
   -> ``attention_combine``] -> ``logits``; the dropout layers are identities at inference
-  and are skipped.
+  and are skipped. The attention keys (the encoder outputs, transposed; times ``W`` for the
+  ``general`` score) are computed once per decode, not at every step
+  (``LuongAttention.step_keys`` / ``attend_step``: the layer's own arithmetic).
 
 Scores are the model's own log-probabilities: a full ``log_softmax`` over the vocabulary,
 after which ``<pad>`` and ``<start>`` are excluded from the choice (never generated) without
@@ -33,8 +35,8 @@ from seqbeam.text.vocabulary import END_ID, PAD_ID, START_ID
 class Seq2SeqDecoder(tf.Module):
     """Greedy and beam-search decoding of batches of source ids, with the model's layers.
 
-    ``model`` is a model built by ``build_seq2seq`` (any encoder kind, with or without
-    attention); ``max_length`` is the most tokens generated per example, ``<end>`` included
+    ``model`` is a model built by ``build_seq2seq`` (any encoder kind and cell, with or
+    without attention); ``max_length`` is the most tokens generated per example, ``<end>`` included
     (the ``target_length`` of the training records is the natural choice). Layers are shared,
     not copied: the decoder always uses the model's current weights. Keep a reference to
     the decoder while calling it: a ``tf.function`` method holds its module only weakly, so
@@ -57,9 +59,12 @@ class Seq2SeqDecoder(tf.Module):
         except ValueError as error:
             raise ValueError(f"model {model.name!r} is not a build_seq2seq model: {error}") from None
         self.bidirectional = isinstance(self.encoder, keras.layers.Bidirectional)
+        # An LSTM's state is [h, c], a GRU's [h].
+        self.lstm = isinstance(self.encoder.forward_layer if self.bidirectional else self.encoder, keras.layers.LSTM)
         if self.bidirectional:
-            self.encoder_state = [model.get_layer("encoder_state_h"), model.get_layer("encoder_state_c")]
-            self.bridge = [model.get_layer("bridge_h"), model.get_layer("bridge_c")]
+            parts = ("h", "c") if self.lstm else ("h",)
+            self.encoder_state = [model.get_layer(f"encoder_state_{part}") for part in parts]
+            self.bridge = [model.get_layer(f"bridge_{part}") for part in parts]
         names = {layer.name for layer in model.layers}
         self.has_attention = "attention" in names
         if self.has_attention:
@@ -70,19 +75,22 @@ class Seq2SeqDecoder(tf.Module):
         self.vocab_size = int(self.logits.units)
 
     def _encode(self, source: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor], tf.Tensor]:
-        """(encoder outputs ``[B, S, D]``, decoder initial state ``[h, c]``, source mask ``[B, S]``)."""
+        """(encoder outputs ``[B, S, D]``, decoder initial state (LSTM ``[h, c]``, GRU ``[h]``),
+        source mask ``[B, S]``)."""
         mask = tf.not_equal(source, tf.constant(PAD_ID, source.dtype))
         embedded = self.source_embedding(source)
+        memory, *states = self.encoder(embedded, mask=mask)
         if self.bidirectional:
-            memory, forward_h, forward_c, backward_h, backward_c = self.encoder(embedded, mask=mask)
-            state = [self.bridge[0](self.encoder_state[0]([forward_h, backward_h])),
-                     self.bridge[1](self.encoder_state[1]([forward_c, backward_c]))]
-        else:
-            memory, h, c = self.encoder(embedded, mask=mask)
-            state = [h, c]
-        return memory, state, mask
+            forward, backward = states[: len(states) // 2], states[len(states) // 2:]
+            states = [bridge(join([f, b])) for bridge, join, f, b in zip(self.bridge, self.encoder_state, forward,
+                                                                            backward)]
+        return memory, list(states), mask
 
-    def _step(self, ids: tf.Tensor, state: list[tf.Tensor], memory: tf.Tensor,
+    def _keys(self, memory: tf.Tensor) -> tf.Tensor:
+        """The attention keys of the encoder outputs, computed once per decode (none without attention)."""
+        return self.attention.step_keys(memory) if self.has_attention else tf.zeros([0])
+
+    def _step(self, ids: tf.Tensor, state: list[tf.Tensor], memory: tf.Tensor, keys: tf.Tensor,
               mask: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor], tf.Tensor]:
         """Log-probabilities ``[N, V]`` of the token after ``ids`` ``[N]`` (pad/start at -inf), new state,
         and the step's attention weights over the source ``[N, S]`` (zeros without attention)."""
@@ -90,9 +98,9 @@ class Seq2SeqDecoder(tf.Module):
         embedded = tf.identity(self.target_embedding(ids))
         output, state = self.decoder.cell(embedded, state)
         if self.has_attention:
-            context, weights = self.attention(output[:, None, :], memory, value_mask=mask)
-            output = self.attention_combine(self.attention_concat([output, context[:, 0, :]]))
-            weights = tf.cast(weights[:, 0, :], tf.float32)
+            context, weights = self.attention.attend_step(output, keys, memory, mask)
+            output = self.attention_combine(self.attention_concat([output, context]))
+            weights = tf.cast(weights, tf.float32)
         else:
             weights = tf.zeros(tf.shape(mask), tf.float32)
         log_probs = tf.nn.log_softmax(tf.cast(self.logits(output), tf.float32))
@@ -122,6 +130,7 @@ class Seq2SeqDecoder(tf.Module):
     def _greedy(self, source: tf.Tensor, keep_attention: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         batch = tf.shape(source)[0]
         memory, state, mask = self._encode(source)
+        keys = self._keys(memory)
         ids = tf.fill([batch], tf.constant(START_ID, tf.int64))
         log_prob = tf.zeros([batch], tf.float32)
         done = tf.zeros([batch], tf.bool)
@@ -131,7 +140,7 @@ class Seq2SeqDecoder(tf.Module):
         for t in tf.range(self.max_length):
             if tf.reduce_all(done):
                 break
-            step_log_probs, state, weights = self._step(ids, state, memory, mask)
+            step_log_probs, state, weights = self._step(ids, state, memory, keys, mask)
             if keep_attention:
                 weights = tf.where(done[:, None], 0.0, weights)
                 attention = tf.where(tf.equal(columns, t)[None, :, None], weights[:, None, :], attention)
@@ -172,6 +181,7 @@ class Seq2SeqDecoder(tf.Module):
         memory, state, mask = self._encode(source)
         # Beam j of example b is row b * k + j.
         memory = tf.repeat(memory, k, axis=0)
+        keys = self._keys(memory)
         mask = tf.repeat(mask, k, axis=0)
         state = [tf.repeat(s, k, axis=0) for s in state]
         rows = tf.range(batch)[:, None] * k
@@ -188,7 +198,7 @@ class Seq2SeqDecoder(tf.Module):
         for t in tf.range(self.max_length):
             if tf.reduce_all(finished):
                 break
-            step_log_probs, state, _ = self._step(ids, state, memory, mask)
+            step_log_probs, state, _ = self._step(ids, state, memory, keys, mask)
             step_log_probs = tf.reshape(step_log_probs, [batch, k, vocab])
             candidates = tf.where(finished[:, :, None], scores[:, :, None] + stay, scores[:, :, None] + step_log_probs)
             candidate_lengths = tf.where(finished, lengths, t + 1)

@@ -12,6 +12,11 @@ models -> ``text``, ``score`` from a batch of prompts (empty prompt = a fresh na
 Classifiers and seq2seq models also return ``tokens``, the input's token count before
 it was cut to the model's length, so a caller can tell a truncated input.
 
+A date model trained with day-order control tokens (generated dates, ``text/day_order.py``)
+is a :class:`DateServing`: each of its signatures also takes ``day_first`` (``bool
+[batch]``), the order each text's numeric dates read in, so one export serves US and
+European dates; the model card lists the orders it was trained on (``day_orders``).
+
 Further signatures: seq2seq models serve ``greedy(text)`` and ``beam_search(text,
 beam_width)`` whatever the configured default, and, with attention, ``attention(text)``
 (greedy decoding with its attention weights, for heatmaps); language models serve ``sample(text,
@@ -43,12 +48,16 @@ from apache_beam.io.filesystems import FileSystems
 
 from seqbeam.configs.schema import Config
 from seqbeam.storage import delete_paths, path_exists
+from seqbeam.text.day_order import orders_in, with_day_order
 from seqbeam.text.encoding import TokenIds, pad_to_longest
 from seqbeam.text.tokenizer import TextTokenizer
 from seqbeam.text.vocabulary import Vocabulary
 
 _LOG = logging.getLogger(__name__)
 _TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
+_BEAM_WIDTH_SPEC = tf.TensorSpec([], tf.int32, name="beam_width")
+# Date models: each text's day order (True: 03/04/2019 is 3 April).
+_DAY_FIRST_SPEC = tf.TensorSpec([None], tf.bool, name="day_first")
 # The completion marker of an export (see the module docstring).
 MODEL_CARD = "model_card.json"
 
@@ -133,24 +142,17 @@ class Seq2SeqServing(tf.Module):
     @tf.function(input_signature=[_TEXT_SPEC])
     def serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
         """The serving signature: the decode mode of the config."""
-        if self.mode == "beam":
-            return self.beam_search(text, tf.constant(self.beam_width, tf.int32))
-        return self.greedy(text)
+        return self._serve(text)
 
     @tf.function(input_signature=[_TEXT_SPEC])
     def greedy(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
         """Greedy decoding."""
-        source = self.source_ids(text)
-        ids, score = self.decoder.greedy(pad_to_longest(source, self.source_length))
-        return self._outputs(ids, score, source)
+        return self._greedy(text)
 
-    @tf.function(input_signature=[_TEXT_SPEC, tf.TensorSpec([], tf.int32, name="beam_width")])
+    @tf.function(input_signature=[_TEXT_SPEC, _BEAM_WIDTH_SPEC])
     def beam_search(self, text: tf.Tensor, beam_width: tf.Tensor) -> dict[str, tf.Tensor]:
         """Beam search of the given width, with the config's length penalty."""
-        source = self.source_ids(text)
-        ids, score = self.decoder.beam_search(pad_to_longest(source, self.source_length), beam_width,
-                                              tf.constant(self.length_penalty, tf.float32))
-        return self._outputs(ids, score, source)
+        return self._beam_search(text, beam_width)
 
     @tf.function(input_signature=[_TEXT_SPEC])
     def attention(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -161,6 +163,25 @@ class Seq2SeqServing(tf.Module):
         ``weights`` ``[B, T, S]``: row ``t`` is the attention over the source when target
         token ``t`` was chosen (the row after the last token is the ``<end>`` step).
         """
+        return self._attention(text)
+
+    def _serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+        if self.mode == "beam":
+            return self._beam_search(text, tf.constant(self.beam_width, tf.int32))
+        return self._greedy(text)
+
+    def _greedy(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+        source = self.source_ids(text)
+        ids, score = self.decoder.greedy(pad_to_longest(source, self.source_length))
+        return self._outputs(ids, score, source)
+
+    def _beam_search(self, text: tf.Tensor, beam_width: tf.Tensor) -> dict[str, tf.Tensor]:
+        source = self.source_ids(text)
+        ids, score = self.decoder.beam_search(pad_to_longest(source, self.source_length), beam_width,
+                                              tf.constant(self.length_penalty, tf.float32))
+        return self._outputs(ids, score, source)
+
+    def _attention(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
         source = self.source_ids(text)
         padded = pad_to_longest(source, self.source_length)
         ids, score, weights = self.decoder.greedy_attention(padded)
@@ -174,6 +195,41 @@ class Seq2SeqServing(tf.Module):
         tokens = tf.ragged.boolean_mask(tf.gather(self.target_tokens, ids), ids > 3)
         return {"text": tf.strings.reduce_join(tokens, axis=-1, separator=self.separator), "score": score,
                 "tokens": source.row_lengths()}
+
+
+class DateServing(Seq2SeqServing):
+    """A date model trained with day-order control tokens: every signature also takes ``day_first``.
+
+    ``day_first`` (``bool [batch]``) says how each text's numeric dates read (True:
+    ``03/04/2019`` is 3 April); its token goes in front of the text (``text/day_order.py``)
+    unless the text starts with one already. ``day_orders``: the orders the model was
+    trained on (``month_first``, ``day_first``), written in the model card.
+    """
+
+    def __init__(self, *args, day_orders: tuple[str, ...], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.day_orders = tuple(day_orders)
+
+    @tf.function(input_signature=[_TEXT_SPEC, _DAY_FIRST_SPEC])
+    def serve(self, text: tf.Tensor, day_first: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The serving signature: the decode mode of the config."""
+        return self._serve(with_day_order(text, day_first))
+
+    @tf.function(input_signature=[_TEXT_SPEC, _DAY_FIRST_SPEC])
+    def greedy(self, text: tf.Tensor, day_first: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Greedy decoding."""
+        return self._greedy(with_day_order(text, day_first))
+
+    @tf.function(input_signature=[_TEXT_SPEC, _BEAM_WIDTH_SPEC, _DAY_FIRST_SPEC])
+    def beam_search(self, text: tf.Tensor, beam_width: tf.Tensor, day_first: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Beam search of the given width, with the config's length penalty."""
+        return self._beam_search(with_day_order(text, day_first), beam_width)
+
+    @tf.function(input_signature=[_TEXT_SPEC, _DAY_FIRST_SPEC])
+    def attention(self, text: tf.Tensor, day_first: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Greedy decoding and where it looked (see :meth:`Seq2SeqServing.attention`); the
+        ``source_tokens`` start with the day-order token and its space."""
+        return self._attention(with_day_order(text, day_first))
 
 
 def build_serving_module(config: Config, model: keras.Model, metadata: dict, data_dir: str) -> tf.Module:
@@ -195,11 +251,18 @@ def build_serving_module(config: Config, model: keras.Model, metadata: dict, dat
 
     export = config.train.export
     target = Vocabulary.load(posixpath.join(data_dir, metadata["vocab_files"]["target"]))
-    return Seq2SeqServing(
-        Seq2SeqDecoder(model, metadata["max_lengths"]["target"]),
-        _token_ids(tokenizer, data_dir, metadata, "source"), metadata["max_lengths"]["source"], target.tokens,
-        separator="" if tokenizer.level == "char" else " ", mode=export.decode,
-        beam_width=export.beam_width, length_penalty=export.length_penalty)
+    source_path = posixpath.join(data_dir, metadata["vocab_files"]["source"])
+    source_vocabulary = Vocabulary.load(source_path)
+    source_ids = TokenIds(tokenizer, source_vocabulary, vocab_file=source_path)
+    arguments = dict(separator="" if tokenizer.level == "char" else " ", mode=export.decode,
+                     beam_width=export.beam_width, length_penalty=export.length_penalty)
+    decoder = Seq2SeqDecoder(model, metadata["max_lengths"]["target"])
+    # A model trained on texts with day-order tokens (generated dates) is told the order when served.
+    day_orders = orders_in(source_vocabulary.tokens)
+    if day_orders:
+        return DateServing(decoder, source_ids, metadata["max_lengths"]["source"], target.tokens, **arguments,
+                           day_orders=day_orders)
+    return Seq2SeqServing(decoder, source_ids, metadata["max_lengths"]["source"], target.tokens, **arguments)
 
 
 def _token_ids(tokenizer: TextTokenizer, data_dir: str, metadata: dict, name: str) -> TokenIds:
@@ -228,7 +291,8 @@ def export_model(config: Config, model: keras.Model, metadata: dict, data_dir: s
     """
     root = model_root
     module = build_serving_module(config, model, metadata, data_dir)
-    card = model_card(config, metadata, metrics, sorted(_signatures(module)))
+    card = model_card(config, metadata, metrics, sorted(_signatures(module)),
+                      day_orders=getattr(module, "day_orders", ()))
     version = _free_version(root, int(time.time()))
     staging = posixpath.join(root, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
     path = posixpath.join(root, version)
@@ -257,8 +321,10 @@ def _move_into_place(staging: str, path: str) -> None:
     delete_paths([staging])  # folder marker objects, if the writer left any
 
 
-def model_card(config: Config, metadata: dict, metrics: dict, signatures: list[str]) -> dict:
-    """What inference needs to know about an export besides the SavedModel (task, lengths, classes)."""
+def model_card(config: Config, metadata: dict, metrics: dict, signatures: list[str],
+               day_orders: tuple[str, ...] = ()) -> dict:
+    """What inference needs to know about an export besides the SavedModel (task, lengths, classes,
+    and for a date model the day orders it reads, its signatures then taking ``day_first``)."""
     return {
         "task": config.task.name,
         "family": config.train.model.family,
@@ -270,6 +336,7 @@ def model_card(config: Config, metadata: dict, metrics: dict, signatures: list[s
         "metrics": metrics,
         "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "signatures": signatures,
+        "day_orders": list(day_orders),
     }
 
 

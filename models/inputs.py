@@ -152,6 +152,7 @@ def make_dataset(
     drop_remainder: bool = False,
     metadata: Optional[dict] = None,
     input_context: Optional[tf.distribute.InputContext] = None,
+    length_window: int = 0,
 ) -> tf.data.Dataset:
     """Batches of parsed features (a dict of tensors) from one split's shards.
 
@@ -161,10 +162,18 @@ def make_dataset(
     With ``input_context`` (``strategy.distribute_datasets_from_function``), the dataset is
     that input pipeline's share only (:func:`worker_shards`) and ``batch_size`` is per replica.
     Without ``repeat`` it is one pass: every example of the share once, the last batch partial.
+
+    ``length_window`` > 0 (seq2seq records): batches of similar source length. Each window
+    of ``length_window`` batches' records (after the shuffle) is sorted by
+    ``source_length`` and cut into batches, the batches are shuffled, and each one's
+    sources are cut to the longest (rounded up to a multiple of 8, so that few shapes
+    recur): a batch of short dates costs short sequences, not ``max_length`` steps.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     metadata = metadata or load_metadata(data_dir)
+    if length_window > 0 and metadata["kind"] != "seq2seq":
+        raise ValueError(f"length_window sorts seq2seq records by source length, not {metadata['kind']!r} ones")
     paths = shard_paths(data_dir, metadata, split)
     spec = feature_spec(metadata)
     if input_context is None:
@@ -192,8 +201,31 @@ def make_dataset(
         features = tf.io.parse_example(serialized, spec)
         return {name: tf.squeeze(value, axis=1) if name in _SCALARS else value for name, value in features.items()}
 
+    if length_window > 0:
+        return (
+            records.batch(batch_size * length_window)
+            .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+            .map(_sorted_by_source_length, num_parallel_calls=tf.data.AUTOTUNE)
+            .unbatch()
+            .batch(batch_size, drop_remainder=drop_remainder)
+            .map(_cut_to_longest, num_parallel_calls=tf.data.AUTOTUNE)
+            .shuffle(length_window, seed=seed, reshuffle_each_iteration=True)
+            .prefetch(tf.data.AUTOTUNE)
+        )
     return (
         records.batch(batch_size, drop_remainder=drop_remainder)
         .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def _sorted_by_source_length(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    order = tf.argsort(features["source_length"], stable=True)
+    return {name: tf.gather(value, order) for name, value in features.items()}
+
+
+def _cut_to_longest(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """A seq2seq batch's sources cut to the longest, rounded up to a multiple of 8 (only padding goes)."""
+    width = tf.shape(features["source"], out_type=tf.int64)[1]
+    longest = tf.reduce_max(tf.concat([features["source_length"], [1]], axis=0))
+    return {**features, "source": features["source"][:, : tf.minimum(width, (longest + 7) // 8 * 8)]}

@@ -9,15 +9,16 @@ level translation and char level date normalization: only the vocabularies diffe
 Layers (every one named, so that :class:`seqbeam.models.decoding.Seq2SeqDecoder` can reuse
 them one step at a time with ``model.get_layer(name)``):
 
-- ``source_embedding`` (``mask_zero``) -> ``source_dropout`` -> ``encoder``: an LSTM, or a
-  Bidirectional LSTM, returning its outputs and final state.
-- Bidirectional only: ``encoder_state_h`` / ``encoder_state_c`` concatenate the forward and
-  backward final states (``[batch, 2 * units]``); ``bridge_h`` (Dense tanh, the range of an
-  LSTM output) and ``bridge_c`` (linear Dense: a cell state is unbounded) map them to
+- ``source_embedding`` (``mask_zero``) -> ``source_dropout`` -> ``encoder``: an LSTM (or a GRU,
+  ``cell="gru"``: three gates instead of four, a third less work per step), or a
+  Bidirectional one, returning its outputs and final state (LSTM ``[h, c]``, GRU ``[h]``).
+- Bidirectional only: ``encoder_state_h`` / ``encoder_state_c`` (LSTM) concatenate the forward
+  and backward final states (``[batch, 2 * units]``); ``bridge_h`` (Dense tanh, the range of an
+  RNN output) and ``bridge_c`` (linear Dense: a cell state is unbounded) map them to
   ``units``. The decoder keeps ``units`` cells either way, so a model's decoding cost does
   not depend on the encoder kind.
-- ``target_embedding`` (``mask_zero``) -> ``target_dropout`` -> ``decoder``: an LSTM of
-  ``units`` started from the encoder's (bridged) final state.
+- ``target_embedding`` (``mask_zero``) -> ``target_dropout`` -> ``decoder``: an RNN of the same
+  cell and ``units`` started from the encoder's (bridged) final state.
 - With attention: ``attention`` (:class:`LuongAttention`) lets every decoder step look at all
   encoder outputs, the source padding masked out; ``attention_concat`` joins
   ``[decoder output; context]`` and ``attention_combine`` (Dense ``units``, tanh) mixes them
@@ -49,6 +50,8 @@ from seqbeam.text.vocabulary import PAD_ID, RESERVED_TOKENS
 
 SOURCE = "source"
 TARGET_IN = "target_in"
+# The recurrent cells of the encoder and the decoder: an LSTM's state is [h, c], a GRU's [h].
+_CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 _SCORES = ("dot", "general")
 
 
@@ -92,6 +95,23 @@ class LuongAttention(keras.layers.Layer):
         weights = ops.softmax(scores, axis=-1)
         return ops.matmul(weights, value), weights
 
+    def step_keys(self, value):
+        """The keys of ``value`` ``[batch, S, Dv]`` for :meth:`attend_step`, transposed: ``[batch, Dq, S]``.
+
+        A decoder that attends one query at a time computes them once, not at every step.
+        """
+        keys = value if self.score == "dot" else ops.matmul(value, self.kernel)
+        return ops.transpose(keys, (0, 2, 1))
+
+    def attend_step(self, query, keys, value, value_mask):
+        """``(context [batch, Dv], weights [batch, S])`` of one query ``[batch, Dq]``: :meth:`call`'s
+        arithmetic on a single decoder step, with the keys of :meth:`step_keys`."""
+        scores = ops.matmul(ops.expand_dims(query, 1), keys)  # [batch, 1, S]
+        big = 65000.0 if scores.dtype == "float16" else 1e9
+        scores = ops.where(ops.expand_dims(ops.cast(value_mask, "bool"), axis=1), scores, ops.cast(-big, scores.dtype))
+        weights = ops.softmax(scores, axis=-1)
+        return ops.matmul(weights, value)[:, 0, :], weights[:, 0, :]
+
     def compute_output_shape(self, query_shape, value_shape):
         return (tuple(query_shape[:-1]) + (value_shape[-1],),
                 tuple(query_shape[:-1]) + (value_shape[1],))
@@ -114,6 +134,7 @@ def build_seq2seq(
     bidirectional: bool = False,
     attention: bool = True,
     dropout: float = 0.0,
+    cell: str = "lstm",
     name: str = "seq2seq",
 ) -> keras.Model:
     """The teacher-forced encoder-decoder: ``(source, target_in)`` -> next-token logits.
@@ -122,8 +143,8 @@ def build_seq2seq(
     named ``source`` ``[batch, source_length]`` and ``target_in`` ``[batch, target_length]``
     (int64, 0-padded) and whose output is float32 logits ``[batch, target_length,
     target_vocab_size]``. ``dropout`` is applied to both embeddings and before ``logits``
-    (``Dropout`` layers, so the recurrent kernels keep their fast paths). The layers and why
-    they are laid out so are in the module docstring.
+    (``Dropout`` layers, so the recurrent kernels keep their fast paths). ``cell``: ``"lstm"``
+    or ``"gru"``. The layers and why they are laid out so are in the module docstring.
     """
     for argument, value in (("source_vocab_size", source_vocab_size), ("target_vocab_size", target_vocab_size)):
         _check_positive_int(argument, value)
@@ -137,30 +158,34 @@ def build_seq2seq(
             raise ValueError(f"{argument} must be True or False, got {value!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
         raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+    if cell not in _CELLS:
+        raise ValueError(f"cell must be one of {sorted(_CELLS)}, got {cell!r}")
+    rnn = _CELLS[cell]
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
 
-    # int64 as in the TFRecords.
-    source = keras.Input(shape=(source_length,), dtype="int64", name=SOURCE)
+    # int64 as in the TFRecords. Any source length: batches of short rows may be cut short
+    # (models/inputs.py, length_window); source_length is the longest the records hold.
+    source = keras.Input(shape=(None,), dtype="int64", name=SOURCE)
     target_in = keras.Input(shape=(target_length,), dtype="int64", name=TARGET_IN)
 
     x = keras.layers.Embedding(source_vocab_size, embedding_dim, mask_zero=True, name="source_embedding")(source)
     x = keras.layers.Dropout(dropout, name="source_dropout")(x)
     if bidirectional:
-        memory, forward_h, forward_c, backward_h, backward_c = keras.layers.Bidirectional(
-            keras.layers.LSTM(units, return_sequences=True, return_state=True), merge_mode="concat",
-            name="encoder")(x)
-        h = keras.layers.Concatenate(name="encoder_state_h")([forward_h, backward_h])
-        c = keras.layers.Concatenate(name="encoder_state_c")([forward_c, backward_c])
-        h = keras.layers.Dense(units, activation="tanh", name="bridge_h")(h)
-        c = keras.layers.Dense(units, name="bridge_c")(c)
+        memory, *states = keras.layers.Bidirectional(
+            rnn(units, return_sequences=True, return_state=True), merge_mode="concat", name="encoder")(x)
+        forward, backward = states[: len(states) // 2], states[len(states) // 2:]
+        h = keras.layers.Concatenate(name="encoder_state_h")([forward[0], backward[0]])
+        state = [keras.layers.Dense(units, activation="tanh", name="bridge_h")(h)]
+        if cell == "lstm":
+            c = keras.layers.Concatenate(name="encoder_state_c")([forward[1], backward[1]])
+            state.append(keras.layers.Dense(units, name="bridge_c")(c))
     else:
-        memory, h, c = keras.layers.LSTM(units, return_sequences=True, return_state=True, name="encoder")(x)
+        memory, *state = rnn(units, return_sequences=True, return_state=True, name="encoder")(x)
 
     y = keras.layers.Embedding(target_vocab_size, embedding_dim, mask_zero=True, name="target_embedding")(target_in)
     y = keras.layers.Dropout(dropout, name="target_dropout")(y)
-    y, _, _ = keras.layers.LSTM(units, return_sequences=True, return_state=True, name="decoder")(
-        y, initial_state=[h, c])
+    y, *_ = rnn(units, return_sequences=True, return_state=True, name="decoder")(y, initial_state=state)
     if attention:
         context, _ = LuongAttention(score="general" if bidirectional else "dot", name="attention")(y, memory)
         y = keras.layers.Concatenate(name="attention_concat")([y, context])
@@ -191,8 +216,9 @@ def compile_seq2seq(model: keras.Model, *, learning_rate: float = 1e-3, clipnorm
     so accuracy is a *weighted* metric named ``accuracy``: the share of real target tokens
     (``<end>`` included) predicted right. Returns the model, for chaining.
     """
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) or not learning_rate > 0:
-        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule) and (
+            isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) or not learning_rate > 0):
+        raise ValueError(f"learning_rate must be a positive number or a schedule, got {learning_rate!r}")
     if clipnorm is not None and (isinstance(clipnorm, bool) or not isinstance(clipnorm, numbers.Real)
                                  or not clipnorm > 0):
         raise ValueError(f"clipnorm must be None or a positive number, got {clipnorm!r}")

@@ -7,6 +7,7 @@ training job stays the same for every task.
 from __future__ import annotations
 
 import logging
+import math
 import posixpath
 from typing import Callable
 
@@ -36,12 +37,26 @@ def training_pairs(config: Config) -> Callable[[dict], tuple]:
     return _label_pairs
 
 
+def learning_rate(config: Config, metadata: dict):
+    """``train.learning_rate``, or with ``train.learning_rate_decay`` < 1 a schedule multiplying it by
+    the decay after every epoch (an epoch: the training rows once, in global batches of the strategy
+    in scope)."""
+    train = config.train
+    if train.learning_rate_decay == 1.0:
+        return train.learning_rate
+    global_batch = train.batch_size * tf.distribute.get_strategy().num_replicas_in_sync
+    steps = max(1, math.ceil(metadata["rows"]["train"] / global_batch))
+    return keras.optimizers.schedules.ExponentialDecay(train.learning_rate, decay_steps=steps,
+                                                       decay_rate=train.learning_rate_decay, staircase=True)
+
+
 def build_model(config: Config, metadata: dict, data_dir: str) -> keras.Model:
     """The compiled model of the task, sized from metadata.json (call inside the strategy scope)."""
     train, model_config = config.train, config.train.model
     family = model_config.family
     sizes, lengths = metadata["vocab_sizes"], metadata["max_lengths"]
     clipnorm = train.clipnorm or None
+    rate = learning_rate(config, metadata)
     if family in ("emojifier_v1", "emojifier_v2"):
         from seqbeam.models import classifiers
 
@@ -54,20 +69,20 @@ def build_model(config: Config, metadata: dict, data_dir: str) -> keras.Model:
         else:
             model = classifiers.build_emojifier_v2(**common, lstm_units=model_config.units,
                                                    dropout=model_config.dropout)
-        return classifiers.compile_classifier(model, learning_rate=train.learning_rate)
+        return classifiers.compile_classifier(model, learning_rate=rate)
     if family == "grammar":
         from seqbeam.models import classifiers
 
         model = classifiers.build_grammar_classifier(
             vocab_size=sizes["tokens"], max_length=lengths["tokens"], embedding_dim=model_config.embedding_dim,
-            units=model_config.units, cell=model_config.cell)
-        return classifiers.compile_classifier(model, learning_rate=train.learning_rate, binary=True)
+            units=model_config.units, cell=model_config.cell or "gru")
+        return classifiers.compile_classifier(model, learning_rate=rate, binary=True)
     if family == "char_lm":
         from seqbeam.models import char_lm
 
         model = char_lm.build_char_lm(vocab_size=sizes["tokens"], max_length=lengths["tokens"],
                                       embedding_dim=model_config.embedding_dim, units=model_config.units)
-        return char_lm.compile_char_lm(model, learning_rate=train.learning_rate, clipnorm=clipnorm)
+        return char_lm.compile_char_lm(model, learning_rate=rate, clipnorm=clipnorm)
     from seqbeam.models import seq2seq
 
     model = seq2seq.build_seq2seq(
@@ -75,8 +90,8 @@ def build_model(config: Config, metadata: dict, data_dir: str) -> keras.Model:
         source_length=lengths["source"], target_length=lengths["target"],
         embedding_dim=model_config.embedding_dim, units=model_config.units,
         bidirectional=model_config.bidirectional, attention=model_config.attention,
-        dropout=model_config.dropout)
-    return seq2seq.compile_seq2seq(model, learning_rate=train.learning_rate, clipnorm=clipnorm)
+        dropout=model_config.dropout, cell=model_config.cell or "lstm")
+    return seq2seq.compile_seq2seq(model, learning_rate=rate, clipnorm=clipnorm)
 
 
 def _pretrained_embedding(config: Config, data_dir: str, metadata: dict):

@@ -34,6 +34,7 @@ from seqbeam.pipelines import layout
 from seqbeam.pipelines.options import job_parser, pipeline_options
 from seqbeam.pipelines.serving import plan_serving
 from seqbeam.storage import delete_paths, join_path, read_json, write_json
+from seqbeam.text.day_order import ORDER_NAMES
 from seqbeam.transforms.metrics import (
     ClassificationMetrics,
     DateMetrics,
@@ -171,9 +172,9 @@ def metric_fn(config: Config) -> beam.CombineFn:
     if kind == "translation":
         return TranslationMetrics()
     if kind == "dates":
-        from seqbeam.transforms.date_generator import FORMATS
+        from seqbeam.transforms.date_generator import ALL_FORMS
 
-        return DateMetrics(FORMATS)
+        return DateMetrics(ALL_FORMS)
     return NameMetrics()
 
 
@@ -288,6 +289,10 @@ def build_pipeline(p: beam.Pipeline, config: Config) -> None:
 # Attention heatmap data (driver side: a handful of model calls)
 
 
+# How a heatmap labels the day-order token a date model reads first.
+_ORDER_LABELS = {token: f"<{name}>" for token, name in ORDER_NAMES.items()}
+
+
 def attention_examples(config: Config, model_path: str) -> list[dict]:
     """A few annotated inputs decoded greedily with their attention weights ([] without attention).
 
@@ -309,10 +314,14 @@ def attention_examples(config: Config, model_path: str) -> list[dict]:
     texts = (readable or texts)[:count]
     if not texts:
         return []
-    out = model.signatures["attention"](text=tf.constant(texts))
+    signature = model.signatures["attention"]
+    inputs = {"text": tf.constant(texts)}
+    if "day_first" in signature.structured_input_signature[1]:  # a date model: told the job's order
+        inputs["day_first"] = tf.fill([len(texts)], config.infer.day_first)
+    out = signature(**inputs)
     examples = []
     for i, text in enumerate(texts):
-        source = [t.decode("utf-8") for t in out["source_tokens"][i].numpy() if t]
+        source = [_ORDER_LABELS.get(t, t) for t in (t.decode("utf-8") for t in out["source_tokens"][i].numpy() if t)]
         target = [t.decode("utf-8") for t in out["target_tokens"][i].numpy() if t]
         steps = min(len(target) + 1, out["weights"].shape[1])  # the decoded tokens and the <end> step
         weights = out["weights"][i].numpy()[:steps, : len(source)]

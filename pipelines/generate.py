@@ -1,10 +1,11 @@
 """``seqbeam generate``: write a synthetic corpus to a file.
 
-    seqbeam generate dates -n 10000 -o dates.jsonl [--seed 0] [--day-first] [--noise-rate 0.1]
+    seqbeam generate dates -n 10000 -o dates.jsonl [--seed 0] [--day-first | --both-orders] [--noise-rate 0.1]
+                           [--real-world-rate 0.75]
     seqbeam generate reber -n 10000 -o reber.tsv
 
 The format follows the extension: ``.jsonl`` (default), ``.csv`` or ``.tsv`` with a
-header. Dates have columns ``raw, iso, format, noisy``; Reber strings ``text, label``.
+header. Dates have columns ``raw, iso, format, noisy, day_first``; Reber strings ``text, label``.
 The same arguments always write the same file.
 """
 
@@ -35,6 +36,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("-o", "--output", required=True, help="output file (.jsonl, .csv or .tsv; local or gs://)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--day-first", action="store_true", help="dates: numeric formats are DD/MM/YYYY")
+    parser.add_argument("--both-orders", action="store_true",
+                        help="dates: each row its own day order, half and half (its day_first column says which)")
+    parser.add_argument("--real-world-rate", type=float, default=0.0,
+                        help="dates: share of rows in the real-world forms (times, zones, sentences, ...), default 0")
     parser.add_argument("--noise-rate", type=float, default=0.1,
                         help="dates: share of noisy inputs (typos, OCR confusions), default 0.1")
     args = parser.parse_args(argv)
@@ -42,13 +47,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("-n/--num-rows must be >= 0")
     if not 0.0 <= args.noise_rate <= 1.0:
         parser.error("--noise-rate must lie in [0, 1]")
+    if not 0.0 <= args.real_world_rate <= 1.0:
+        parser.error("--real-world-rate must lie in [0, 1]")
+    if args.day_first and args.both_orders:
+        parser.error("--day-first and --both-orders exclude each other")
     return args
 
 
 def records(args: argparse.Namespace) -> Iterable[dict]:
     """The generated rows as dicts, in order."""
     if args.task == "dates":
-        examples = generate_dates(args.num_rows, args.seed, day_first=args.day_first, noise_rate=args.noise_rate)
+        examples = generate_dates(args.num_rows, args.seed, day_first=None if args.both_orders else args.day_first,
+                                  noise_rate=args.noise_rate, real_world_rate=args.real_world_rate)
     else:
         examples = generate_reber(args.num_rows, args.seed)
     return (dataclasses.asdict(e) for e in examples)

@@ -99,7 +99,7 @@ class Annotate(beam.PTransform):
         infer = self._config.infer
         handler = KeyedModelHandler(SavedModelHandler(
             self._plan.model_path, self._plan.signature, self._plan.output_format.outputs,
-            beam_width=infer.beam_width, seed=infer.seed,
+            beam_width=infer.beam_width, seed=infer.seed, day_first=self._plan.day_first,
             min_batch_size=infer.min_batch_size, max_batch_size=infer.max_batch_size))
         if self._config.output_kind == "names":  # already batched: one seed per batch
             source, inference = keyed_lists, RunInference(handler.with_no_batching())

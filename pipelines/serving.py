@@ -8,6 +8,7 @@ once and naming the key when the model does not serve the task.
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 from seqbeam.configs.schema import Config, DataConfig
 from seqbeam.pipelines import layout
@@ -44,6 +45,8 @@ class ServingPlan:
     model_path: str
     signature: str
     output_format: OutputFormat
+    # Date models: the day order the model is told (``infer.day_first``).
+    day_first: bool = False
 
 
 def plan_serving(config: Config) -> ServingPlan:
@@ -70,4 +73,25 @@ def plan_serving(config: Config) -> ServingPlan:
         output_format = TranslationOutputs(**common, word_level=word_level) if kind == "translation" else DateOutputs(
             **common)
         signature = {"model": "serving_default", "greedy": "greedy", "beam": "beam_search"}[infer.decode]
-    return ServingPlan(model_path, signature, output_format)
+    if kind == "dates":
+        check_day_order(card, model_path, infer.day_first)
+    return ServingPlan(model_path, signature, output_format, day_first=infer.day_first)
+
+
+def check_day_order(card: dict, model_path: str, day_first: bool) -> None:
+    """Fails naming ``infer.day_first`` when a date model cannot read dates in that order.
+
+    A date model lists the orders it was trained on in its card (``day_orders``). One
+    without them (exported before day orders were a model input, or trained on texts
+    without day-order tokens) takes no ``day_first`` and reads dates in the order of its
+    training corpus, whatever ``infer.day_first`` says: logged.
+    """
+    wanted = "day_first" if day_first else "month_first"
+    orders = card.get("day_orders") or []
+    if not orders:
+        logging.getLogger(__name__).warning(
+            "the model at %s takes no day-order token: it reads numeric dates in the order of its training corpus "
+            "(infer.day_first is not passed to it)", model_path)
+    elif wanted not in orders:
+        raise ValueError(f"infer.day_first: the model at {model_path} was trained on {' and '.join(orders)} dates "
+                         f"only, not {wanted} (train it with data.generator.day_first: both)")

@@ -70,9 +70,12 @@ def split_dataset(config: Config, metadata: dict, split: str, batch_size: int,
     """
     train = config.train
     training = split == "train"
+    # Length-sorted batches on one machine only: the multi-worker loop keeps fixed shapes.
+    length_window = train.length_window if input_context is None else 0
     dataset = make_dataset(
         layout.data_dir(config), split, batch_size=batch_size, shuffle=training, seed=train.seed,
         shuffle_buffer=train.shuffle_buffer, repeat=training, metadata=metadata, input_context=input_context,
+        length_window=length_window,
     ).map(training_pairs(config), num_parallel_calls=tf.data.AUTOTUNE)
     if not training and input_context is None:
         batches = math.ceil(metadata["rows"][split] / batch_size)

@@ -101,6 +101,8 @@ def test_shipped_config_values():
     assert isinstance(dates.data.generator, GeneratorConfig)
     assert dates.data.generator.seed == 7
     assert dates.preprocess.tokenizer.level == "char"
+    assert dates.data.generator.day_first == "both" and dates.infer.day_first is False
+    assert 0 < dates.data.generator.real_world_rate < 1
 
 
 def test_loading_a_valid_dict_and_file(tmp_path):
@@ -243,7 +245,34 @@ def test_override_of_a_generator_key():
     config = load_config(str(CONFIGS / "dates.yaml"), ["data.generator.seed=3", "data.generator.day_first=true"])
     assert config.data.generator.seed == 3
     assert config.data.generator.day_first is True
-    assert config.data.generator.num_rows == 20000
+    assert config.data.generator.num_rows == 60000
+
+
+@pytest.mark.parametrize("value, expected", [("both", "both"), ("true", True), ("false", False)])
+def test_generator_day_first_is_an_order_or_both(value, expected):
+    config = load_config(str(CONFIGS / "dates.yaml"), [f"data.generator.day_first={value}"])
+    assert config.data.generator.day_first == expected
+
+
+@pytest.mark.parametrize("override, key", [
+    ("data.generator.day_first=maybe", "data.generator.day_first"),
+    ("data.generator.day_first=2", "data.generator.day_first"),
+    ("data.generator.real_world_rate=1.5", "data.generator.real_world_rate"),
+    ("data.generator.noise_rate=lots", "data.generator.noise_rate"),  # in an optional section: its own key
+    ("infer.day_first=both", "infer.day_first"),
+    ("train.length_window=-1", "train.length_window"),
+    ("train.learning_rate_decay=0", "train.learning_rate_decay"),
+    ("train.learning_rate_decay=1.5", "train.learning_rate_decay"),
+    ("train.model.cell=rnn", "train.model.cell"),
+])
+def test_date_keys_are_checked_naming_the_key(override, key):
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        load_config(str(CONFIGS / "dates.yaml"), [override])
+
+
+def test_length_window_is_for_seq2seq_models_only(tmp_path):
+    raw = emoji(train={"model": {"family": "emojifier_v1"}, "length_window": 8})
+    assert "'train.length_window'" in config_error(tmp_path, raw)
 
 
 def test_override_does_not_hide_an_ill_typed_section(tmp_path):

@@ -10,6 +10,7 @@ import re
 import pytest
 
 from seqbeam.transforms import date_generator as dg
+from seqbeam.transforms import date_noise
 from seqbeam.transforms.date_generator import FORMATS, DateExample, generate_dates, ordinal, render
 
 DATE = datetime.date(7075, 9, 20)  # a Monday
@@ -199,7 +200,7 @@ def test_noise_rate_is_respected() -> None:
 def test_noise_is_small(noisy_examples: list[DateExample]) -> None:
     for row in noisy_examples:
         clean = dg.normalise(_clean_rendering(row))
-        assert dg._edit_distance(dg.normalise(row.raw), clean) <= 7, row
+        assert date_noise.edit_distance(dg.normalise(row.raw), clean) <= 7, row
 
 
 def test_noise_keeps_the_digits_of_numeric_formats(noisy_examples: list[DateExample]) -> None:
@@ -228,14 +229,14 @@ def test_misspelt_months_stay_recognisable(month: int) -> None:
     rng = random.Random(month)
     name = dg.MONTHS[month - 1]
     for _ in range(200):
-        text = dg._misspell_month(f"{name} 1, 2000", month, rng)
+        text = date_noise._misspell_month(f"{name} 1, 2000", month, rng)
         if len(name) < 4:
             assert text is None
             continue
         assert text is not None
         typo = text.split(" ")[0].lower()
         assert typo != name.lower()
-        distances = [dg._edit_distance(typo, m.lower()) for m in dg.MONTHS]
+        distances = [date_noise.edit_distance(typo, m.lower()) for m in dg.MONTHS]
         assert distances.index(min(distances)) == month - 1
         assert distances.count(min(distances)) == 1
 
@@ -253,9 +254,42 @@ def test_month_prefixes_used_for_truncation_are_unique() -> None:
         ({"noise_rate": 1.5}, "noise_rate"),
         ({"noise_rate": float("nan")}, "noise_rate"),
         ({"start": datetime.date(2001, 1, 1), "end": datetime.date(2000, 1, 1)}, "start"),
+        ({"real_world_rate": 1.5}, "real_world_rate"),
+        ({"day_first": "both"}, "day_first"),
     ],
 )
 def test_validates_arguments_eagerly(kwargs: dict, argument: str) -> None:
     call = {"n": 1, "seed": 0, **kwargs}
     with pytest.raises(ValueError, match=argument):
         generate_dates(**call)
+
+
+def test_day_first_none_draws_each_rows_order_and_keeps_classic_rows_as_they_were():
+    rows = list(generate_dates(2000, seed=4, day_first=None, noise_rate=0))
+    assert 0.45 < sum(r.day_first for r in rows) / len(rows) < 0.55
+    for row in rows:
+        assert dg.normalise(row.raw) == dg.normalise(_clean_rendering(row, row.day_first)), row
+    # Without real-world rows the stream is the one the classic generator always drew.
+    assert [r.raw for r in generate_dates(300, seed=9)] == [r.raw for r in generate_dates(300, seed=9, real_world_rate=0)]
+    assert all(r.format in FORMATS and r.day_first is False for r in generate_dates(300, seed=9))
+
+
+def test_real_world_rate_sets_the_share_of_real_world_rows():
+    rows = list(generate_dates(3000, seed=10, real_world_rate=0.6))
+    share = sum(r.format not in FORMATS for r in rows) / len(rows)
+    assert 0.56 < share < 0.64
+
+
+def test_generate_command_writes_both_orders_and_real_world_forms(tmp_path):
+    import json
+
+    from seqbeam.pipelines import generate
+
+    path = tmp_path / "dates.jsonl"
+    assert generate.run(["dates", "-n", "200", "-o", str(path), "--both-orders", "--real-world-rate", "1"]) == 200
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert {row["day_first"] for row in rows} == {True, False}
+    assert set(rows[0]) == {"raw", "iso", "format", "noisy", "day_first"}
+    assert all(row["format"] in dg.REAL_WORLD_FORMS for row in rows)
+    with pytest.raises(SystemExit):
+        generate.parse_args(["dates", "-n", "1", "-o", "x.jsonl", "--day-first", "--both-orders"])

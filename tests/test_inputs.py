@@ -43,6 +43,29 @@ def test_batches_hold_every_row_once_with_metadata_shapes(dates_dir):
     assert int(first["target_length"][0]) == row["target_length"][0]
 
 
+def test_length_window_batches_rows_of_similar_length_cut_to_the_longest(dates_dir):
+    metadata = load_metadata(dates_dir)
+    expected = {r["id"]: r for r in read_examples(dates_dir, "train")}
+    batches = list(make_dataset(dates_dir, "train", batch_size=16, shuffle=True, seed=3, length_window=4)
+                   .as_numpy_iterator())
+    ids = [i.decode() for b in batches for i in b["id"]]
+    assert len(ids) == len(set(ids)) == metadata["rows"]["train"]  # every row once
+    spread = []
+    for batch in batches:
+        longest = int(batch["source_length"].max())
+        assert batch["source"].shape[1] == min(40, -(-longest // 8) * 8)  # cut to the longest, a multiple of 8
+        assert batch["target_in"].shape[1] == 12
+        for i, row_id in enumerate(batch["id"]):  # only padding was cut
+            row = expected[row_id.decode()]
+            assert batch["source"][i].tolist() == row["source"][: batch["source"].shape[1]]
+            assert sum(row["source"][batch["source"].shape[1]:]) == 0
+        spread.append(longest - int(batch["source_length"].min()))
+    unsorted = next(make_dataset(dates_dir, "train", batch_size=16, shuffle=True, seed=3).as_numpy_iterator())
+    assert np.mean(spread) < unsorted["source_length"].max() - unsorted["source_length"].min()
+    with pytest.raises(ValueError, match="seq2seq"):
+        make_dataset(dates_dir, "train", batch_size=16, length_window=4, metadata={**metadata, "kind": "lm"})
+
+
 def test_shuffle_is_seeded_and_changes_order(dates_dir):
     def order(seed):
         ds = make_dataset(dates_dir, "train", batch_size=500, shuffle=True, seed=seed, shuffle_buffer=1000)

@@ -99,6 +99,14 @@ def _result(example, **inference):
     return PredictionResult(example, inference, "123")
 
 
+def test_date_rows_show_the_input_without_its_day_order_token_and_keep_the_weekday_check():
+    fmt = DateOutputs(max_tokens=96, overflow="truncate", min_confidence=0.5)
+    for example in ("\ue001 Monday, 22/04/2019", "\ue000Monday, 04/22/2019", "Monday, 04/22/2019"):
+        row = fmt.outcome("d:1", _result(example, tokens=20, text=b"2019-04-23", score=-0.01)).row
+        assert row["raw"] == example.lstrip("\ue000\ue001 ")
+        assert (row["iso_date"], row["valid"]) == ("2019-04-23", False) and row["flag"].startswith("weekday_mismatch")
+
+
 def test_emoji_outputs_row_matches_its_schema_and_threshold():
     fmt = EmojiOutputs(max_tokens=5, overflow="truncate", min_confidence=0.5, threshold=0.6)
     pieces = split_sentences("I love you. Lets eat!")

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from seqbeam.pipelines import layout, preprocess
+from seqbeam.text.day_order import day_order_prefix
 from seqbeam.transforms.date_generator import generate_dates
 from seqbeam.text.encoding import TokenIds, pad
 from seqbeam.transforms.reber_generator import is_embedded_reber
@@ -132,7 +133,9 @@ def test_generated_dates_decode_back_to_their_iso_targets(tmp_path, make_config)
         example = expected[row["id"]]
         assert decode(row["target_out"], target_vocab) == example.iso
         if 1 not in row["source"]:  # a char unseen in train would decode as <unk>
-            assert decode(row["source"], source_vocab) == "".join(tokenizer.tokenize_to_lists([example.raw])[0])
+            # A generated date row starts with the day-order token of its order (text/day_order.py).
+            text = day_order_prefix(example.day_first) + example.raw
+            assert decode(row["source"], source_vocab) == "".join(tokenizer.tokenize_to_lists([text])[0])
 
 
 def test_generated_reber_labels_match_the_grammar(tmp_path, make_config):

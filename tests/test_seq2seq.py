@@ -19,6 +19,9 @@ SYMBOLS = 10  # ids 4..13
 VOCAB = 4 + SYMBOLS
 LENGTH = 8  # 7 symbols at most; the target adds <start> / <end>
 VARIANTS = [(False, False), (False, True), (True, False), (True, True)]  # (bidirectional, attention)
+# (bidirectional, attention, cell): every LSTM variant and the GRU ones.
+CELL_VARIANTS = [(*variant, "lstm") for variant in VARIANTS] + [(False, True, "gru"), (True, True, "gru"),
+                                                                 (True, False, "gru")]
 
 
 def reversal_records(sequences: list[tuple[int, ...]]) -> dict[str, np.ndarray]:
@@ -92,9 +95,9 @@ def trained():
     return {"model": model, "weak": weak, "test": test, "history": history.history}
 
 
-@pytest.mark.parametrize("bidirectional, attention", VARIANTS)
-def test_variants_output_logits_of_the_target_shape(bidirectional, attention):
-    model = small_model(bidirectional, attention)
+@pytest.mark.parametrize("bidirectional, attention, cell", CELL_VARIANTS)
+def test_variants_output_logits_of_the_target_shape(bidirectional, attention, cell):
+    model = small_model(bidirectional, attention, cell=cell)
     assert [t.name for t in model.inputs] == ["source", "target_in"]
     records = reversal_records([(4, 5, 6), (7, 8, 9, 10, 11, 12, 13)])
     logits = model((records["source"], records["target_in"]))
@@ -103,14 +106,17 @@ def test_variants_output_logits_of_the_target_shape(bidirectional, attention):
     names = {layer.name for layer in model.layers}
     assert {"source_embedding", "encoder", "target_embedding", "decoder", "logits"} <= names
     assert ("attention" in names) == ("attention_combine" in names) == attention
-    assert ("bridge_h" in names) == ("bridge_c" in names) == bidirectional
+    assert ("bridge_h" in names) == bidirectional
+    assert ("bridge_c" in names) == (bidirectional and cell == "lstm")  # a GRU has no cell state
+    rnn = model.get_layer("decoder")
+    assert isinstance(rnn, keras.layers.GRU if cell == "gru" else keras.layers.LSTM)
 
 
-@pytest.mark.parametrize("bidirectional, attention", VARIANTS)
-def test_source_padding_changes_nothing(bidirectional, attention):
+@pytest.mark.parametrize("bidirectional, attention, cell", CELL_VARIANTS)
+def test_source_padding_changes_nothing(bidirectional, attention, cell):
     keras.utils.set_random_seed(3)
-    model = small_model(bidirectional, attention)
-    longer = small_model(bidirectional, attention, source_length=LENGTH + 5)
+    model = small_model(bidirectional, attention, cell=cell)
+    longer = small_model(bidirectional, attention, source_length=LENGTH + 5, cell=cell)
     longer.set_weights(model.get_weights())
     records = reversal_records([(4, 5, 6), (13, 12, 11, 10, 9), (4, 4, 5, 5, 6, 6, 7)])
     padded = np.pad(records["source"], [(0, 0), (0, 5)])
@@ -183,10 +189,10 @@ def test_beam_width_4_scores_at_least_greedy(trained):
     assert not np.any(np.isin(ids.numpy(), [START_ID, END_ID]))
 
 
-@pytest.mark.parametrize("bidirectional, attention", VARIANTS)
-def test_decoding_scores_are_the_training_graphs_log_probs(bidirectional, attention):
+@pytest.mark.parametrize("bidirectional, attention, cell", CELL_VARIANTS)
+def test_decoding_scores_are_the_training_graphs_log_probs(bidirectional, attention, cell):
     keras.utils.set_random_seed(4)
-    model = small_model(bidirectional, attention)
+    model = small_model(bidirectional, attention, cell=cell)
     source = reversal_records(random_sequences(16, seed=5))["source"]
     decoder = Seq2SeqDecoder(model, LENGTH)
     ids, log_prob = (t.numpy() for t in decoder.greedy(tf.constant(source)))
@@ -265,6 +271,7 @@ def test_config_and_keras_file_round_trips(bidirectional, tmp_path):
     ({"bidirectional": 1}, "bidirectional"),
     ({"attention": "yes"}, "attention"),
     ({"dropout": 1.0}, "dropout"),
+    ({"cell": "rnn"}, "cell"),
     ({"name": ""}, "name"),
 ])
 def test_builder_validates_arguments(kwargs, argument):
@@ -311,3 +318,19 @@ def test_greedy_attention_decodes_as_greedy_and_shows_where_it_looked():
         steps = min(written + 1, LENGTH)  # the written tokens and the <end> step
         np.testing.assert_allclose(row[:steps].sum(-1), 1.0, atol=1e-5)
         assert np.all(row[steps:] == 0.0)
+
+
+def test_learning_rate_decay_multiplies_the_rate_after_every_epoch():
+    from seqbeam.configs.schema import config_from_dict
+    from seqbeam.models.tasks import learning_rate
+
+    raw = {"task": {"name": "dates", "kind": "seq2seq"},
+           "data": {"format": "generated", "generator": {"name": "dates"}},
+           "train": {"model": {"family": "seq2seq"}, "batch_size": 10, "learning_rate": 0.01}}
+    metadata = {"rows": {"train": 95}}  # 10 steps an epoch
+    assert learning_rate(config_from_dict(raw), metadata) == 0.01
+    schedule = learning_rate(config_from_dict({**raw, "train": {**raw["train"], "learning_rate_decay": 0.5}}),
+                             metadata)
+    np.testing.assert_allclose([float(schedule(step)) for step in (0, 9, 10, 25)], [0.01, 0.01, 0.005, 0.0025])
+    model = compile_seq2seq(small_model(), learning_rate=schedule)
+    assert model.optimizer.learning_rate.numpy() == pytest.approx(0.01)

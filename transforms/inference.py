@@ -56,12 +56,14 @@ def example_length(example: Example) -> int:
 
 
 class LoadedModel:
-    """A loaded SavedModel and the signature RunInference calls (the module keeps its variables alive)."""
+    """A loaded SavedModel and the signature RunInference calls (the module keeps its variables alive);
+    ``takes_day_first``: the signature has a ``day_first`` input (a date model)."""
 
-    def __init__(self, module: Any, signature: Any, version: str):
+    def __init__(self, module: Any, signature: Any, version: str, takes_day_first: bool = False):
         self.module = module
         self.signature = signature
         self.version = version
+        self.takes_day_first = takes_day_first
 
 
 class SavedModelHandler(ModelHandler[Example, PredictionResult, LoadedModel]):
@@ -71,11 +73,14 @@ class SavedModelHandler(ModelHandler[Example, PredictionResult, LoadedModel]):
     a list with one entry per string) or a :class:`Prompt` (``signature="sample"``, seeded by
     ``(seed, prompt.seed)``). The inference of an example is a dict of plain Python values
     (strings stay UTF-8 bytes), one per signature output named in ``outputs`` (default: all);
-    ``model_id`` of each result is the model version.
+    ``model_id`` of each result is the model version. A date model's signature also takes
+    ``day_first`` (its day-order control token, ``text/day_order.py``): every text of a batch
+    gets ``day_first`` unless it carries its own token.
     """
 
     def __init__(self, model_path: str, signature: str = "serving_default", outputs: Sequence[str] = (),
-                 beam_width: int = 0, seed: int = 0, min_batch_size: int = 32, max_batch_size: int = 256):
+                 beam_width: int = 0, seed: int = 0, min_batch_size: int = 32, max_batch_size: int = 256,
+                 day_first: bool = False):
         super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
         self._fill = beam.metrics.Metrics.distribution("infer", "batch_fill_percent")
         self._model_path = model_path
@@ -83,6 +88,7 @@ class SavedModelHandler(ModelHandler[Example, PredictionResult, LoadedModel]):
         self._outputs = tuple(outputs)
         self._beam_width = beam_width
         self._seed = seed
+        self._day_first = day_first
 
     def load_model(self) -> LoadedModel:
         """Loads the SavedModel once per worker process; fails naming the path and the signature."""
@@ -103,7 +109,9 @@ class SavedModelHandler(ModelHandler[Example, PredictionResult, LoadedModel]):
             raise RuntimeError(f"signature {self._signature!r} of the SavedModel at {self._model_path} lacks the "
                                f"outputs {sorted(missing)}: export it again with this seqbeam")
         freeze_long_lived_objects()
-        return LoadedModel(module, module.signatures[self._signature], model_version(self._model_path))
+        signature = module.signatures[self._signature]
+        return LoadedModel(module, signature, model_version(self._model_path),
+                           takes_day_first="day_first" in signature.structured_input_signature[1])
 
     def run_inference(self, batch: Sequence[Example], model: LoadedModel,
                       inference_args: Optional[dict[str, Any]] = None) -> Iterable[PredictionResult]:
@@ -117,6 +125,8 @@ class SavedModelHandler(ModelHandler[Example, PredictionResult, LoadedModel]):
             inputs["beam_width"] = tf.constant(self._beam_width, tf.int32)
         elif self._signature == "sample":
             inputs["seed"] = tf.constant([self._seed, batch[0].seed], tf.int32)
+        if model.takes_day_first:
+            inputs["day_first"] = tf.fill([len(texts)], self._day_first)
         signature_outputs = model.signature(**inputs)
         names = self._outputs or sorted(signature_outputs)
         # Plain Python values: cheaper to slice per row, to pickle between stages and to post-process.

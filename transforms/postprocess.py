@@ -22,6 +22,7 @@ from typing import Any, Iterable, NamedTuple, Optional, Sequence
 import apache_beam as beam
 import pyarrow as pa
 
+from seqbeam.text.day_order import strip_day_order
 from seqbeam.transforms.date_generator import WEEKDAYS
 from seqbeam.transforms.records import REJECTED, STATS, TOO_MANY_TOKENS, rejection
 from seqbeam.transforms.retry import error_message
@@ -275,8 +276,9 @@ class DateOutputs(OutputFormat):
         rejected, output, score, truncated = self.decoded(key, result)
         if rejected:
             return Outcome(None, rejected)
-        iso_date, valid, flag = check_date(output, result.example)
-        row = {"id": key, "raw": result.example, "iso_date": iso_date, "valid": valid, "score": score,
+        raw = strip_day_order(result.example)  # a generated row's own day-order token is no part of the date
+        iso_date, valid, flag = check_date(output, raw)
+        row = {"id": key, "raw": raw, "iso_date": iso_date, "valid": valid, "score": score,
                "flag": flag, "output": output, "truncated": truncated, "model_version": result.model_id}
         return Outcome(row, None, math.exp(score) < self.min_confidence, truncated)
 

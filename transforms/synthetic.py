@@ -7,11 +7,12 @@ config seed and ``i``, so the same config gives the same rows on every runner.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import apache_beam as beam
 
 from seqbeam.configs.schema import GeneratorConfig
+from seqbeam.text.day_order import day_order_prefix
 from seqbeam.transforms.date_generator import generate_dates
 from seqbeam.transforms.records import Row, in_batches
 from seqbeam.transforms.reber_generator import generate_reber
@@ -39,18 +40,28 @@ def generate_examples(config: GeneratorConfig, shard: int) -> Iterator[tuple[str
     seed = shard_seed(config.seed, shard)
     prefix = f"{config.name}-{config.seed}"
     if config.name == "dates":
-        examples = generate_dates(count, seed, day_first=config.day_first, noise_rate=config.noise_rate)
+        examples = generate_dates(count, seed, day_first=generator_day_first(config), noise_rate=config.noise_rate,
+                                  real_world_rate=config.real_world_rate)
     else:
         examples = generate_reber(count, seed)
     for i, example in enumerate(examples, start=start):
         yield f"{prefix}:{i}", example
 
 
+def generator_day_first(config: GeneratorConfig) -> Optional[bool]:
+    """The generator's ``day_first`` argument for a config: its order, or None ("both": each row its own)."""
+    return None if config.day_first == "both" else config.day_first
+
+
 def generate_shard(config: GeneratorConfig, shard: int) -> Iterator[Row]:
-    """Rows of one shard of a generated corpus."""
+    """Rows of one shard of a generated corpus.
+
+    A date row's text starts with the day-order token of its order (``text/day_order.py``):
+    the model is trained on it, and a served text that carries one keeps it.
+    """
     for row_id, example in generate_examples(config, shard):
         if config.name == "dates":
-            yield Row(id=row_id, text=example.raw, target=example.iso)
+            yield Row(id=row_id, text=day_order_prefix(example.day_first) + example.raw, target=example.iso)
         else:
             yield Row(id=row_id, text=example.text, label=example.label)
 
