@@ -30,6 +30,7 @@ from seqbeam.configs.schema import ConfigError, DataConfig
 from seqbeam.transforms.records import REJECTED, STAGE_READ, Row, in_batches, rejection
 from seqbeam.transforms.sources import (
     LineBatch,
+    LineBlock,
     LineSource,
     ParquetBatch,
     ParquetSource,
@@ -139,7 +140,7 @@ def _undecodable(line: str) -> Optional[int]:
 
 
 class LineParser(beam.DoFn):
-    """:class:`LineBatch` -> a list of Rows (tagged rejections apart), one line per row.
+    """:class:`LineBlock` (or :class:`LineBatch`) -> a list of Rows (tagged rejections apart), one line per row.
 
     Undecodable and empty lines are rejected here; subclasses parse the rest.
     """
@@ -148,7 +149,13 @@ class LineParser(beam.DoFn):
         self._rows_in = beam.metrics.Metrics.counter("read", "rows_in")
         self._rejected = beam.metrics.Metrics.counter("read", "rows_rejected")
 
-    def process(self, batch: LineBatch) -> Iterator[Any]:
+    def process(self, batch: LineBlock | LineBatch) -> Iterator[Any]:
+        if isinstance(batch, LineBlock):
+            batch = batch.decoded()
+        yield from self.parse_lines(batch)
+
+    def parse_lines(self, batch: LineBatch) -> Iterator[Any]:
+        """The line by line parse of a batch: the reference every faster path must match."""
         self.start_file(batch)
         rows = []
         for offset, line in zip(batch.offsets, batch.lines):
