@@ -20,6 +20,7 @@ from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
 from seqbeam.configs.schema import ConfigError, DataConfig
 from seqbeam.pipelines.options import pipeline_options
 from seqbeam.transforms.readers import ReadCorpus
+from seqbeam.transforms.records import RowBatch, rows_of
 from seqbeam.transforms.records import Row
 
 from conftest import line_id as at
@@ -84,7 +85,7 @@ def read_all(cases: list[tuple]) -> None:
             reject_key = rest[1] if len(rest) > 1 else _id_and_code
             out = p | f"Read{i}" >> ReadCorpus(data, batch_size=2)
             assert set(out) == {"batches", "rejected"}
-            flat = out["batches"] | f"Rows{i}" >> beam.FlatMap(lambda batch: batch)
+            flat = out["batches"] | f"Rows{i}" >> beam.FlatMap(rows_of)
             assert_that(flat, equal_to(list(rows)), label=f"rows{i}")
             assert_that(
                 out["rejected"] | f"RejectKey{i}" >> beam.Map(_checked(reject_key)),
@@ -513,7 +514,7 @@ def test_glob_of_csv_files_accounts_for_every_line(tmp_path):
 
     with _pipeline() as p:
         out = p | ReadCorpus(data)
-        row_ids = out["batches"] | "RowIds" >> beam.FlatMap(lambda batch: [row.id for row in batch])
+        row_ids = out["batches"] | "RowIds" >> beam.FlatMap(lambda batch: [row.id for row in rows_of(batch)])
         reject_ids = out["rejected"] | "RejectIds" >> beam.Map(lambda record: record["id"])
         all_ids = (row_ids, reject_ids) | "AllIds" >> beam.Flatten()
         assert_that(all_ids | "Count" >> beam.combiners.Count.Globally(), equal_to([non_header_lines]), label="count")
@@ -588,7 +589,7 @@ def _task_config(task: dict, data: dict, **preprocess):
 def _rows_of(batches, label: str):
     """The Rows of a PCollection of RowBatches (or lists of Rows), one element each."""
     return batches | label >> beam.FlatMap(
-        lambda batch: batch if isinstance(batch, list) else [batch.row(i) for i in range(len(batch))])
+        lambda batch: rows_of(batch) if not isinstance(batch, RowBatch) else [batch.row(i) for i in range(len(batch))])
 
 
 def test_read_valid_batches_validates_gives_splits_and_counts_what_was_read(tmp_path):
