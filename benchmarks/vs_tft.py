@@ -134,7 +134,10 @@ def child_main(spec_path: str, result_path: str) -> int:
         result["peak_rss_mib"] = sampler.peak / MIB
     with open(result_path, "w", encoding="utf-8") as f:
         json.dump(result, f)
-    return 0
+    sys.stdout.flush()
+    # tensorflow-transform 1.21 + tensorflow 2.21 segfault while the interpreter tears down (after
+    # the job, its outputs written): end the process without the teardown.
+    os._exit(0)
 
 
 def measure(job: str, config: dict, beam_args: Sequence[str], scratch: str, timeout: float) -> dict:
