@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import os
+import sys
 
 import pyarrow as pa
 import pytest
@@ -18,6 +19,7 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from seqbeam.transforms import readers
+from seqbeam.transforms.arrow_lines import PYTHON_WHITESPACE, python_strip
 from seqbeam.transforms.records import RowBatch, rows_of
 from seqbeam.transforms.validate import ValidateBatches
 
@@ -67,6 +69,12 @@ def test_arrow_and_line_parser_agree_on_the_fuzz_corpora(fmt, data):
 def test_the_fast_path_was_taken():
     """Runs after the comparisons (file order): some of their blocks went through Arrow."""
     assert TAKEN[True] > 20, TAKEN
+
+
+def test_python_whitespace_is_what_str_strip_strips():
+    assert set(PYTHON_WHITESPACE) == {chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()}
+    strings = ["\u3000 a\x1c", "\x85\xa0", "b\u200b", ""]
+    assert python_strip(pa.array(strings)).to_pylist() == [s.strip() for s in strings]
 
 
 @pytest.mark.parametrize("payload", [

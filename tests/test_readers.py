@@ -679,3 +679,33 @@ def test_training_names_are_the_normalized_train_split_only(tmp_path):
     assert "barosaurus" in {name_key(n) for n in names}  # NFKC and case folding apply
     with _pipeline() as p:
         assert_that(p | TrainingNames(config), equal_to([frozenset(train)]))
+
+
+@pytest.mark.parametrize("block", [5, 64, 1 << 20])
+def test_line_blocks_hold_the_lines_iter_lines_gives_in_batches_whatever_the_reads(tmp_path, monkeypatch, block):
+    """LineSource's blocks (lines found with numpy, joined across reads of ``block`` bytes) hold
+    exactly the lines and offsets of the line-by-line reader, batch_size to a block, over any split."""
+    import io
+    import random
+
+    from seqbeam.transforms import sources
+
+    rng = random.Random(block)
+    pieces = [b"a", b"bc", b"\xef\xbb\xbf", b"\xff", b",", b'"', b"\r", b"\n", b"\r\n", b"xyz" * 30]
+    for trial in range(20):
+        data = (b"\xef\xbb\xbf" if trial % 3 == 0 else b"") + b"".join(rng.choice(pieces) for _ in range(300))
+        path = tmp_path / f"f{trial}.txt"
+        path.write_bytes(data)
+        want = [(offset, sources.decode_line(line)) for offset, line in sources.iter_lines(io.BytesIO(data))]
+        monkeypatch.setattr(sources, "_BLOCK", block)
+        source = sources.LineSource(str(path), str(tmp_path), batch_size=7)
+        got, sizes = [], []
+        for bundle in source.split(desired_bundle_size=max(1, len(data) // rng.randint(1, 9))):
+            tracker = bundle.source.get_range_tracker(bundle.start_position, bundle.stop_position)
+            blocks = list(bundle.source.read(tracker))
+            sizes += [len(b.offsets) for b in blocks[:-1]]
+            for b in blocks:
+                batch = b.decoded()
+                got += list(zip(batch.offsets, batch.lines))
+        assert got == want
+        assert all(size == 7 for size in sizes)

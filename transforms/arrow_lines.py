@@ -24,7 +24,6 @@ defines it), the line parser's rule.
 from __future__ import annotations
 
 import re
-import sys
 from typing import Optional, Sequence
 
 import numpy as np
@@ -34,8 +33,9 @@ import pyarrow.csv as pa_csv
 
 from seqbeam.transforms.sources import LineBlock
 
-# What str.strip() strips: the characters whose str.isspace() is true.
-PYTHON_WHITESPACE = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+# What str.strip() strips: the characters whose str.isspace() is true (a test checks the list).
+PYTHON_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+                     "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 
 _BOM = b"\xef\xbb\xbf"
 _ROLES = ("text", "target", "label", "id")
@@ -72,7 +72,6 @@ class ArrowDelimited:
         self._header = header
         self._columns = {role: columns[role] for role in _ROLES if columns.get(role) is not None}
         self._pattern = _well_formed(delimiter) if quoting else None
-        self._names_of: dict[str, Optional[list[str]]] = {}
 
     def table(self, block: LineBlock, header_names: Sequence[str]) -> Optional[pa.Table]:
         """The block's rows as a Table (``header_names``: the file's header fields, stripped), or None."""

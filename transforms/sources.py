@@ -220,7 +220,7 @@ class LineSource(_FileSource):
         with self.open_file(file_name) as stream:
             if start > 0:
                 stream.seek(start - 1)
-            for position, buffer, offsets, starts, ends in iter_line_spans(stream, start):
+            for position, buffer, offsets, starts, ends in iter_line_spans(stream, start, _BLOCK):
                 first = 0
                 if self._header and header is None:  # the file's first line: its header, not a row
                     header = decode_line(buffer[starts[0]:ends[0]])
