@@ -103,6 +103,16 @@ def decode_line(line: bytes) -> str:
     return line.decode("utf-8", "surrogateescape")
 
 
+# What surrogateescape turns a byte that is not UTF-8 into.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def undecodable_at(line: str) -> Optional[int]:
+    """Character offset of the first byte of a decoded line that was not UTF-8, or None."""
+    match = _ESCAPED_BYTE.search(line)
+    return match.start() if match else None
+
+
 def iter_lines(stream, start: int = 0, block: int = _BLOCK) -> Iterator[tuple[int, bytes]]:
     """``(offset, line)`` of every line of a binary stream that starts at or after ``start``.
 
