@@ -275,14 +275,17 @@ def run_job(config, beam_args: Sequence[str] = ()) -> dict:
     """
     from seqbeam.pipelines import infer
 
-    watch = WorkerRows()
-    logging.getLogger().addHandler(watch)
+    watch, root = WorkerRows(), logging.getLogger()
+    level = root.level
+    root.addHandler(watch)
+    root.setLevel(min(level, logging.INFO))  # the progress lines are INFO; the other handlers keep their level
     with TreeRssSampler() as sampler, OtherLoad() as load:
         started = time.perf_counter()
         try:
             summary = infer.run_config(config, list(beam_args), save_main_session=False)
         finally:
-            logging.getLogger().removeHandler(watch)
+            root.removeHandler(watch)
+            root.setLevel(level)
         wall = time.perf_counter() - started
     return {"summary": summary, "wall_seconds": wall, "peak_rss_mib": sampler.peak / MIB,
             "processes": sampler.peak_processes, "own_cores": load.own_cores, "other_cores": load.other_cores,
