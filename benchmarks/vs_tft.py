@@ -162,28 +162,31 @@ def measure(job: str, config: dict, beam_args: Sequence[str], scratch: str, time
 # --------------------------------------------------------------------------- same examples?
 
 
-def read_examples(out_dir: str, vocab_file: str, pattern: str) -> dict:
-    """id -> (split, label, length, tokens as strings) of every Example under ``out_dir``."""
+def read_examples(out_dir: str, vocab_file: str, pattern: str, width: int) -> dict:
+    """id -> (split, label, length, tokens as strings) of every Example under ``out_dir`` (``width`` tokens each)."""
+    import numpy as np
     import tensorflow as tf
 
     with open(vocab_file, encoding="utf-8") as f:
-        vocabulary = [line.rstrip("\n") for line in f]
+        vocabulary = np.array([line.rstrip("\n") for line in f], dtype=object)
+    spec = {"tokens": tf.io.FixedLenFeature([width], tf.int64), "length": tf.io.FixedLenFeature([1], tf.int64),
+            "label": tf.io.FixedLenFeature([1], tf.int64), "id": tf.io.FixedLenFeature([], tf.string)}
     examples = {}
     for path in sorted(glob.glob(os.path.join(out_dir, pattern))):
         split = os.path.basename(path).split("-")[0]
-        for record in tf.data.TFRecordDataset(path, compression_type="GZIP").as_numpy_iterator():
-            features = tf.train.Example.FromString(record).features.feature
-            length = features["length"].int64_list.value[0]
-            tokens = [vocabulary[i] for i in features["tokens"].int64_list.value[:length]]
-            examples[features["id"].bytes_list.value[0].decode("utf-8")] = (
-                split, features["label"].int64_list.value[0], length, tokens)
+        dataset = tf.data.TFRecordDataset(path, compression_type="GZIP").batch(4096).map(
+            lambda records: tf.io.parse_example(records, spec))
+        for batch in dataset.as_numpy_iterator():
+            for row_id, label, length, ids in zip(batch["id"], batch["label"][:, 0], batch["length"][:, 0],
+                                                  batch["tokens"]):
+                examples[row_id.decode("utf-8")] = (split, int(label), int(length), vocabulary[ids[:length]].tolist())
     return examples
 
 
-def compare_outputs(seqbeam: dict, tft: dict) -> dict:
+def compare_outputs(seqbeam: dict, tft: dict, width: int) -> dict:
     """Example by example: equal splits, labels and lengths; token positions that differ."""
-    ours = read_examples(seqbeam["out_dir"], seqbeam["vocab_file"], "*.tfrecord.gz")
-    theirs = read_examples(tft["out_dir"], tft["vocab_file"], "*.tfrecord.gz")
+    ours = read_examples(seqbeam["out_dir"], seqbeam["vocab_file"], "*.tfrecord.gz", width)
+    theirs = read_examples(tft["out_dir"], tft["vocab_file"], "*.tfrecord.gz", width)
     if set(ours) != set(theirs):
         raise RuntimeError(f"the outputs hold different ids: {len(set(ours) ^ set(theirs))} apart")
     differing_tokens = differing_examples = 0
@@ -264,7 +267,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           f"{args.rows / result['job_s']:>8,.0f} rows/s, peak RSS {result['peak_rss_mib']:>6,.0f} MiB, "
                           f"other load {result['other_cores']:.2f} cores", flush=True)
             floor = measure_floor(input_files, runs["seqbeam"][-1]["out_dir"], scratch)
-            same = compare_outputs(runs["seqbeam"][-1], runs["tft"][-1])
+            same = compare_outputs(runs["seqbeam"][-1], runs["tft"][-1], config["preprocess"]["max_length"])
         finally:
             shutil.rmtree(config["output_dir"], ignore_errors=True)
             shutil.rmtree(scratch, ignore_errors=True)
