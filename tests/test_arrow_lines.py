@@ -88,3 +88,48 @@ def test_clean_csv_blocks_are_read_by_arrow_and_match(payload):
     fast, slow = parse("csv", payload, use_arrow=True, batch_size=64), parse("csv", payload, False, 64)
     assert fast == slow
     assert TAKEN[True] > before
+
+
+def test_the_preprocessing_job_writes_the_same_bytes_with_either_parser(tmp_path, monkeypatch):
+    """The whole job on a CSV with clean and malformed lines: every output file byte for byte."""
+    import glob
+    import gzip
+
+    from seqbeam.configs.schema import config_from_dict
+    from seqbeam.pipelines import preprocess
+
+    lines = [b"sentence,label"] + [f'"I love you, {i}",{i % 5}'.encode() if i % 3 else f"food {i},4".encode()
+                                   for i in range(300)]
+    lines[57], lines[123], lines[200] = b'"open quote,1', b"\xff bad bytes,2", b"too,many,fields"
+    (tmp_path / "corpus.csv").write_bytes(b"\n".join(lines) + b"\n")
+    from seqbeam.transforms.arrow_lines import ArrowDelimited
+
+    parse_block = ArrowDelimited.table
+
+    def counted(self, block, header_names):
+        table = parse_block(self, block, header_names)
+        TAKEN["job"] += table is not None
+        return table
+
+    monkeypatch.setattr(ArrowDelimited, "table", counted)
+    outputs = {}
+    for use_arrow in (True, False):
+        monkeypatch.setattr(readers.ParseDelimitedLines, "use_arrow", use_arrow)
+        config = config_from_dict({
+            "task": {"name": "emoji", "kind": "classifier", "classes": ["a", "b", "c", "d", "e"]},
+            "data": {"format": "csv", "path": str(tmp_path / "corpus.csv"), "header": True,
+                     "text_column": "sentence", "label_column": "label"},
+            "preprocess": {"num_shards": 1, "batch_size": 16, "max_length": 8},
+            "output_dir": str(tmp_path / f"out-{use_arrow}"),
+        }, source="test_arrow_lines")
+        metadata = preprocess.run_config(config, ["--direct_running_mode=in_memory"], save_main_session=False)
+        data_dir = tmp_path / f"out-{use_arrow}" / "emoji" / "data"
+        files = {}
+        for path in sorted(glob.glob(str(data_dir / "**" / "*"), recursive=True)):
+            if path.endswith((".tfrecord.gz", ".parquet", ".txt")):
+                with open(path, "rb") as f:
+                    content = f.read()
+                files[os.path.relpath(path, data_dir)] = gzip.decompress(content) if path.endswith(".gz") else content
+        outputs[use_arrow] = (files, metadata["rows"])
+    assert outputs[True] == outputs[False]
+    assert outputs[True][1]["rejected"] == 3 and TAKEN["job"] > 0  # Arrow read some blocks of the first run
