@@ -46,6 +46,9 @@ _GLOVE_REQUIRES = [
 _BENCH_REQUIRES = [
     "dateparser>=1.2,<2",
     "python-dateutil>=2.8,<3",
+    # benchmarks/vs_tft.py: the same preprocessing written with tf.Transform. 1.21 is the release
+    # built against tensorflow 2.21 (install_requires above); nothing outside benchmarks/ imports it.
+    "tensorflow-transform>=1.21,<1.22",
 ]
 
 setuptools.setup(

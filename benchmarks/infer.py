@@ -14,6 +14,8 @@ row ids ``<file>:<byte offset of the line>``). The models and corpora are
     python benchmarks/infer.py --json /tmp/infer.json  # the full run (about an hour on 2 cores)
     python benchmarks/infer.py --sections dates --dates-compare-rows 2000
     python benchmarks/infer.py --tasks dates "emoji V1" --sizes 10000 100000 --keep --work-dir /tmp/ib
+    python benchmarks/infer.py --sections throughput --tasks "emoji V1" --sizes 1000000 \
+        -- --direct_running_mode=multi_processing --direct_num_workers=2
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the work dir and the input files")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON here")
     parser.add_argument("--verbose", action="store_true", help="show the jobs' INFO logs")
+    parser.add_argument("beam_args", nargs="*", help="Beam flags of the section 1 jobs, after -- (e.g. "
+                        "--direct_running_mode=multi_processing --direct_num_workers=2)")
     args = parser.parse_args(argv)
     for name, (full, quick) in DEFAULTS.items():
         if getattr(args, name) is None:

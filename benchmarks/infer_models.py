@@ -21,13 +21,14 @@ Models (trained once, shared by both sections):
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import random
 import statistics
 import time
 from typing import Optional, Sequence
 
-from common import ROOT, load_task, override, preprocess_and_train, synthetic_words, write_lines
+from common import _PROGRESS, ROOT, load_task, override, preprocess_and_train, synthetic_words, write_lines
 from reporting import MIB, OtherLoad, TreeRssSampler
 
 EMOJI_CSV = os.path.join(ROOT, "data", "emoji_sentences.csv")
@@ -265,17 +266,52 @@ def infer_config(model_key: str, models: Models, corpus_path: str, output_dir: s
     return load_task(CONFIG_FILES[model_key], overrides)
 
 
-def run_job(config) -> dict:
-    """Runs the inference job once in this process: summary, wall seconds, peak RSS, cores used."""
+def run_job(config, beam_args: Sequence[str] = ()) -> dict:
+    """Runs the inference job once from this process: summary, wall seconds, peak RSS, cores used.
+
+    ``cores used`` counts this process and its children (the SDK worker processes of
+    ``--direct_running_mode=multi_processing``, waited for when the job ends); ``workers``:
+    the distinct worker processes named by the job's progress lines, and the rows each handled.
+    """
     from seqbeam.pipelines import infer
 
+    watch, root = WorkerRows(), logging.getLogger()
+    level = root.level
+    root.addHandler(watch)
+    root.setLevel(min(level, logging.INFO))  # the progress lines are INFO; the other handlers keep their level
     with TreeRssSampler() as sampler, OtherLoad() as load:
         started = time.perf_counter()
-        summary = infer.run_config(config, save_main_session=False)
+        try:
+            summary = infer.run_config(config, list(beam_args), save_main_session=False)
+        finally:
+            root.removeHandler(watch)
+            root.setLevel(level)
         wall = time.perf_counter() - started
     return {"summary": summary, "wall_seconds": wall, "peak_rss_mib": sampler.peak / MIB,
             "processes": sampler.peak_processes, "own_cores": load.own_cores, "other_cores": load.other_cores,
-            "steal_cores": load.steal_cores}
+            "steal_cores": load.steal_cores, "rows_by_worker": watch.rows_by_worker()}
+
+
+class WorkerRows(logging.Handler):
+    """The rows each worker process reported in the inference job's progress lines (transforms/progress.py)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self._latest: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Worker processes' lines reach this process through Beam's logging service, already formatted.
+        match = _PROGRESS.search(record.getMessage())
+        if match and match.group(1) == "infer":
+            self._latest[match.group(3)] = int(match.group(2))
+
+    def rows_by_worker(self) -> dict[str, int]:
+        """Worker pid -> rows (the last progress count of each of its DoFns, summed)."""
+        by_pid: dict[str, int] = {}
+        for tag, rows in self._latest.items():
+            pid = tag.split("/")[0]
+            by_pid[pid] = by_pid.get(pid, 0) + rows
+        return by_pid
 
 
 def read_predictions(config):

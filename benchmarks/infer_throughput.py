@@ -104,7 +104,8 @@ def run_throughput(args, workdir: str, models: Models) -> dict:
             corpus = make_corpus(model_key, n, args.seed + 1, workdir, models.language)
             bucketed = None
             for mode, mode_extra in BATCHING:
-                result, table = measure_run(label, mode, mode_extra, corpus, models, workdir, max_target)
+                result, table = measure_run(label, mode, mode_extra, corpus, models, workdir, max_target,
+                                            args.beam_args)
                 if mode == "buckets":
                     bucketed = comparable_output(model_key, table) if table is not None else None
                 elif table is not None and bucketed is not None:
@@ -124,13 +125,13 @@ def run_throughput(args, workdir: str, models: Models) -> dict:
 
 
 def measure_run(label: str, mode: str, mode_extra: Sequence[str], corpus: Corpus, models: Models, workdir: str,
-                max_target: Optional[int]) -> tuple[dict, Any]:
+                max_target: Optional[int], beam_args: Sequence[str] = ()) -> tuple[dict, Any]:
     """One inference job on ``corpus``: (its figures, its prediction table or None); its outputs are deleted."""
     model_key, extra = RUNS[label]
     n = corpus.rows
     output_dir = os.path.join(workdir, "infer", label.replace(" ", "_"), str(n), mode.replace(" ", "_"))
     config = infer_config(model_key, models, corpus.path, output_dir, [*extra, *mode_extra])
-    job = run_job(config)
+    job = run_job(config, beam_args)
     summary = job["summary"]
     rows = summary["rows"]
     table = read_predictions(config)
@@ -150,7 +151,7 @@ def measure_run(label: str, mode: str, mode_extra: Sequence[str], corpus: Corpus
         "signature": summary["signature"], "counts": rows, "job_seconds": job_s,
         "job_rows_per_second": summary["rows_per_second"], "wall_seconds": job["wall_seconds"],
         "wall_rows_per_second": n / job["wall_seconds"], "peak_rss_mib": job["peak_rss_mib"],
-        "processes": job["processes"], "own_cores": job["own_cores"],
+        "processes": job["processes"], "own_cores": job["own_cores"], "rows_by_worker": job["rows_by_worker"],
         "other_cores": job["other_cores"], "steal_cores": job["steal_cores"],
         "input_seconds": corpus.seconds, **figures,
         "sentences_per_second": sentences / job_s if sentences is not None and job_s else None,
@@ -178,6 +179,8 @@ def progress_line(r: dict) -> str:
              f"{num(r['wall_rows_per_second']):>8} rows/s; in/out/rejected {counts['in']:,}/{counts['out']:,}/"
              f"{counts['rejected']:,}; peak RSS {r['peak_rss_mib']:,.0f} MiB; cores used {r['own_cores']:.2f}, "
              f"by other processes {r['other_cores']:.2f}"]
+    if len(r.get("rows_by_worker") or {}) > 1:
+        parts.append("rows by worker " + ", ".join(f"{pid}: {rows:,}" for pid, rows in sorted(r["rows_by_worker"].items())))
     if r.get("sentences_per_second") is not None:
         parts.append(f"{r['sentences']:,} sentences, {r['sentences_per_second']:,.0f} sentences/s")
         if r.get("input_sentences") is not None and r["input_sentences"] != r["sentences"]:

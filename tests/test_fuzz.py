@@ -56,7 +56,7 @@ from seqbeam.configs.schema import DataConfig, config_from_dict
 from seqbeam.transforms import readers
 from seqbeam.transforms.sinks import REJECTED_SCHEMA
 from seqbeam.transforms.validate import KeyExamples
-from seqbeam.transforms.records import REJECTED, RowBatch, rejection
+from seqbeam.transforms.records import REJECTED, RowBatch, rejection, rows_of
 from seqbeam.transforms.validate import ValidateBatches, parse_label
 
 from conftest import EMOJI_CLASSES, EMOJI_FILLER, EMOJI_KEYWORDS, read_examples, read_rejected
@@ -602,6 +602,7 @@ def read_directly(data: DataConfig, path: str, payload: bytes, batch_size: int =
             main, more = _split(parser.process(chunk))
             batches += main
             rejected += more
+    batches = [rows_of(b) for b in batches]
     assert all(isinstance(b, list) and 0 < len(b) <= batch_size for b in batches)
     return [row for batch in batches for row in batch], rejected
 

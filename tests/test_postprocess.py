@@ -205,3 +205,22 @@ def test_postprocess_counts_are_outputs_counted_once_when_a_batch_is_retried_row
     result_of_run.wait_until_finish()
     counters = result_of_run.metrics().query(MetricsFilter().with_namespace("infer").with_name("rows_out"))["counters"]
     assert sum(c.committed for c in counters) == 4
+
+
+def test_emoji_table_built_by_columns_equals_the_rows_one_by_one():
+    """EmojiOutputs builds its batch table column by column: the same table as its rows' from_pylist."""
+    from seqbeam.transforms.postprocess import OutputFormat
+
+    fmt = EmojiOutputs(max_tokens=4, overflow="reject", min_confidence=0.7, threshold=0.6)
+    texts = ["I love you. Lets eat!", "so sad\u3000", "one two three four five six.", "Play ball! Now. Go\t"]
+    results = []
+    for i, text in enumerate(texts):
+        pieces = split_sentences(text)
+        k = len(pieces)
+        results.append((f"e:{i}", _result(pieces, tokens=[len(p.split()) for p in pieces], label=[i % 5] * k,
+                                          emoji=[["❤️", "⚾", "😄", "😞", "🍴"][i % 5].encode()] * k,
+                                          probability=[0.5 + 0.1 * j for j in range(k)])))
+    columns = fmt.outcomes_table(results, frozenset())
+    rows = OutputFormat.outcomes_table(fmt, results, frozenset())
+    assert columns[0].equals(rows[0]) and columns[0].num_rows == 3
+    assert columns[1] == rows[1] and len(columns[1]) == 1 and columns[2] == rows[2]

@@ -20,6 +20,7 @@ from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
 from seqbeam.configs.schema import ConfigError, DataConfig
 from seqbeam.pipelines.options import pipeline_options
 from seqbeam.transforms.readers import ReadCorpus
+from seqbeam.transforms.records import RowBatch, rows_of
 from seqbeam.transforms.records import Row
 
 from conftest import line_id as at
@@ -84,7 +85,7 @@ def read_all(cases: list[tuple]) -> None:
             reject_key = rest[1] if len(rest) > 1 else _id_and_code
             out = p | f"Read{i}" >> ReadCorpus(data, batch_size=2)
             assert set(out) == {"batches", "rejected"}
-            flat = out["batches"] | f"Rows{i}" >> beam.FlatMap(lambda batch: batch)
+            flat = out["batches"] | f"Rows{i}" >> beam.FlatMap(rows_of)
             assert_that(flat, equal_to(list(rows)), label=f"rows{i}")
             assert_that(
                 out["rejected"] | f"RejectKey{i}" >> beam.Map(_checked(reject_key)),
@@ -513,7 +514,7 @@ def test_glob_of_csv_files_accounts_for_every_line(tmp_path):
 
     with _pipeline() as p:
         out = p | ReadCorpus(data)
-        row_ids = out["batches"] | "RowIds" >> beam.FlatMap(lambda batch: [row.id for row in batch])
+        row_ids = out["batches"] | "RowIds" >> beam.FlatMap(lambda batch: [row.id for row in rows_of(batch)])
         reject_ids = out["rejected"] | "RejectIds" >> beam.Map(lambda record: record["id"])
         all_ids = (row_ids, reject_ids) | "AllIds" >> beam.Flatten()
         assert_that(all_ids | "Count" >> beam.combiners.Count.Globally(), equal_to([non_header_lines]), label="count")
@@ -588,7 +589,7 @@ def _task_config(task: dict, data: dict, **preprocess):
 def _rows_of(batches, label: str):
     """The Rows of a PCollection of RowBatches (or lists of Rows), one element each."""
     return batches | label >> beam.FlatMap(
-        lambda batch: batch if isinstance(batch, list) else [batch.row(i) for i in range(len(batch))])
+        lambda batch: rows_of(batch) if not isinstance(batch, RowBatch) else [batch.row(i) for i in range(len(batch))])
 
 
 def test_read_valid_batches_validates_gives_splits_and_counts_what_was_read(tmp_path):
@@ -678,3 +679,33 @@ def test_training_names_are_the_normalized_train_split_only(tmp_path):
     assert "barosaurus" in {name_key(n) for n in names}  # NFKC and case folding apply
     with _pipeline() as p:
         assert_that(p | TrainingNames(config), equal_to([frozenset(train)]))
+
+
+@pytest.mark.parametrize("block", [5, 64, 1 << 20])
+def test_line_blocks_hold_the_lines_iter_lines_gives_in_batches_whatever_the_reads(tmp_path, monkeypatch, block):
+    """LineSource's blocks (lines found with numpy, joined across reads of ``block`` bytes) hold
+    exactly the lines and offsets of the line-by-line reader, batch_size to a block, over any split."""
+    import io
+    import random
+
+    from seqbeam.transforms import sources
+
+    rng = random.Random(block)
+    pieces = [b"a", b"bc", b"\xef\xbb\xbf", b"\xff", b",", b'"', b"\r", b"\n", b"\r\n", b"xyz" * 30]
+    for trial in range(20):
+        data = (b"\xef\xbb\xbf" if trial % 3 == 0 else b"") + b"".join(rng.choice(pieces) for _ in range(300))
+        path = tmp_path / f"f{trial}.txt"
+        path.write_bytes(data)
+        want = [(offset, sources.decode_line(line)) for offset, line in sources.iter_lines(io.BytesIO(data))]
+        monkeypatch.setattr(sources, "_BLOCK", block)
+        source = sources.LineSource(str(path), str(tmp_path), batch_size=7)
+        got, sizes = [], []
+        for bundle in source.split(desired_bundle_size=max(1, len(data) // rng.randint(1, 9))):
+            tracker = bundle.source.get_range_tracker(bundle.start_position, bundle.stop_position)
+            blocks = list(bundle.source.read(tracker))
+            sizes += [len(b.offsets) for b in blocks[:-1]]
+            for b in blocks:
+                batch = b.decoded()
+                got += list(zip(batch.offsets, batch.lines))
+        assert got == want
+        assert all(size == 7 for size in sizes)

@@ -28,6 +28,7 @@ from seqbeam.pipelines import infer, layout, preprocess, serving
 from seqbeam.configs.schema import DataConfig, config_from_dict
 from seqbeam.pipelines.options import pipeline_options
 from seqbeam.transforms.readers import ReadCorpus
+from seqbeam.transforms.records import rows_of
 
 from conftest import EMOJI_CLASSES, EMOJI_FILLER, EMOJI_KEYWORDS, read_examples
 
@@ -109,7 +110,8 @@ def read_everything(cases: dict[str, DataConfig], out: Path, beam_args: list[str
         for name, data in cases.items():
             read = p | f"Read-{name}" >> ReadCorpus(data, batch_size=256)
             rows = read["batches"] | f"Rows-{name}" >> beam.FlatMap(
-                lambda batch: [json.dumps([row.id, row.text, row.target, row.label, os.getpid()]) for row in batch])
+                lambda batch: [json.dumps([row.id, row.text, row.target, row.label, os.getpid()])
+                               for row in rows_of(batch)])
             rejected = read["rejected"] | f"Rejected-{name}" >> beam.Map(
                 lambda record: json.dumps([record["id"], record["code"], record["raw"]]))
             rows | f"WriteRows-{name}" >> beam.io.WriteToText(str(out / name / "rows"))

@@ -97,8 +97,8 @@ class EncodeBatches(beam.DoFn):
         features, truncated = self._features(arrays, n_source, n_target, batch.labels)
 
         keep = np.ones(len(batch), dtype=bool)
-        for i, (source_count, target_count) in enumerate(zip(n_source.tolist(), n_target.tolist())):
-            problem = self._problem(source_count, target_count)
+        for i in np.flatnonzero(self._maybe_problems(n_source, n_target)).tolist():
+            problem = self._problem(int(n_source[i]), int(n_target[i]))
             if problem:
                 keep[i] = False
                 self._rejected.inc()
@@ -137,6 +137,17 @@ class EncodeBatches(beam.DoFn):
         features = {"tokens": arrays["tokens"], "length": np.minimum(n_source, length)[:, None],
                     "label": np.array(labels, dtype=np.int64)[:, None]}
         return features, n_source > length
+
+    def _maybe_problems(self, n_source: np.ndarray, n_target: np.ndarray) -> np.ndarray:
+        """Rows :meth:`_problem` may find something wrong with (it is asked about those only)."""
+        bad = n_source == 0
+        if self._kind == "seq2seq":
+            bad |= n_target == 0
+        if self._reject_overflow:
+            bad |= n_source + (self._kind == "lm") > self._max_length
+            if self._kind == "seq2seq":
+                bad |= n_target + 1 > self._max_target_length
+        return bad
 
     def _problem(self, n_source: int, n_target: int) -> Optional[tuple[str, str]]:
         """(code, detail) when a row cannot be encoded as configured."""

@@ -151,6 +151,23 @@ class OutputFormat:
         """The row (or rejection) of one result; ``known``: the training names (names task only)."""
         raise NotImplementedError
 
+    def outcomes_table(self, results: list, known: frozenset) -> tuple[Optional[pa.Table], list[dict], tuple]:
+        """(table of the rows or None, rejected records, (low confidence, truncated, flagged) counts)
+        of a list of ``(id, PredictionResult)``: :meth:`outcome` row by row, then one table."""
+        rows, rejected = [], []
+        low = truncated = flagged = 0
+        for key, result in results:
+            row, record, is_low, is_truncated = self.outcome(key, result, known)
+            if record is not None:
+                rejected.append(record)
+                continue
+            rows.append(row)
+            low += is_low
+            truncated += is_truncated
+            flagged += row.get("valid") is False
+        table = pa.Table.from_pylist(rows, schema=self.schema) if rows else None
+        return table, rejected, (low, truncated, flagged)
+
     def input_text(self, example: Any) -> str:
         """The row's input as written in the corpus (for rejected records)."""
         return example if isinstance(example, str) else "".join(example)
@@ -216,6 +233,12 @@ class EmojiOutputs(OutputFormat):
         row = {"id": key, "text": "".join(pieces), "emojified_text": emojify(pieces, inserted),
                "sentences": sentences, "truncated": truncated, "model_version": result.model_id}
         return Outcome(row, None, min(probabilities) < self.min_confidence, truncated)
+
+    def outcomes_table(self, results, known):
+        """The table built column by column (:mod:`seqbeam.transforms.emoji_table`), no row dicts."""
+        from seqbeam.transforms.emoji_table import emoji_outcomes_table
+
+        return emoji_outcomes_table(self, results)
 
 
 class ReberOutputs(OutputFormat):
@@ -326,29 +349,20 @@ class PostprocessBatches(beam.DoFn):
                           for name in ("rows_out", "rows_rejected", "low_confidence", "truncated", "flagged")}
 
     def process(self, results: list, known: Optional[frozenset] = None):
-        rows = []
-        low = truncated = flagged = rejected = 0
-        for key, result in results:
-            row, record, is_low, is_truncated = self._format.outcome(key, result, known or frozenset())
-            if record is not None:
-                rejected += 1
-                yield beam.pvalue.TaggedOutput(REJECTED, record)
-                continue
-            rows.append(row)
-            low += is_low
-            truncated += is_truncated
-            flagged += row.get("valid") is False
         # The table is built before anything is counted: a batch that fails here is retried
         # row by row (transforms/retry.py) and must not have been counted once already.
-        table = pa.Table.from_pylist(rows, schema=self._format.schema) if rows else None
-        counts = {"rows_out": len(rows), "rows_rejected": rejected, "low_confidence": low,
+        table, rejected, (low, truncated, flagged) = self._format.outcomes_table(results, known or frozenset())
+        for record in rejected:
+            yield beam.pvalue.TaggedOutput(REJECTED, record)
+        rows = table.num_rows if table is not None else 0
+        counts = {"rows_out": rows, "rows_rejected": len(rejected), "low_confidence": low,
                   "truncated": truncated, "flagged": flagged}
         for name, count in counts.items():
             if count:
                 self._counters[name].inc(count)
         if table is not None:
             yield table
-        yield beam.pvalue.TaggedOutput(STATS, dict(zip(POSTPROCESS_COUNTS, (len(rows), low, truncated, flagged))))
+        yield beam.pvalue.TaggedOutput(STATS, dict(zip(POSTPROCESS_COUNTS, (rows, low, truncated, flagged))))
 
 
 def result_inputs(results: list) -> list[tuple[str, str]]:

@@ -17,19 +17,19 @@ i of the other).
 from __future__ import annotations
 
 import csv
-import itertools
 import json
-import posixpath
-import re
 from typing import Any, Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from seqbeam.configs.schema import ConfigError, DataConfig
-from seqbeam.transforms.records import REJECTED, STAGE_READ, Row, in_batches, rejection
+from seqbeam.transforms.aligned import ParseAlignedFiles
+from seqbeam.transforms.arrow_lines import ArrowDelimited
+from seqbeam.transforms.records import REJECTED, STAGE_READ, Row, rejection
 from seqbeam.transforms.sources import (
     LineBatch,
+    LineBlock,
     LineSource,
     ParquetBatch,
     ParquetSource,
@@ -37,10 +37,9 @@ from seqbeam.transforms.sources import (
     glob_base,
     is_compressed,
     iter_lines,
+    undecodable_at,
 )
 
-# What surrogateescape turns a byte that is not UTF-8 into.
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 class ReadCorpus(beam.PTransform):
@@ -132,14 +131,8 @@ def _match_or_fail(pattern: str, key: str) -> list[str]:
     return sorted(m.path for m in matches)
 
 
-def _undecodable(line: str) -> Optional[int]:
-    """Character offset of the first byte that was not UTF-8, or None."""
-    match = _ESCAPED_BYTE.search(line)
-    return match.start() if match else None
-
-
 class LineParser(beam.DoFn):
-    """:class:`LineBatch` -> a list of Rows (tagged rejections apart), one line per row.
+    """:class:`LineBlock` (or :class:`LineBatch`) -> a list of Rows (tagged rejections apart), one line per row.
 
     Undecodable and empty lines are rejected here; subclasses parse the rest.
     """
@@ -148,7 +141,13 @@ class LineParser(beam.DoFn):
         self._rows_in = beam.metrics.Metrics.counter("read", "rows_in")
         self._rejected = beam.metrics.Metrics.counter("read", "rows_rejected")
 
-    def process(self, batch: LineBatch) -> Iterator[Any]:
+    def process(self, batch: LineBlock | LineBatch) -> Iterator[Any]:
+        if isinstance(batch, LineBlock):
+            batch = batch.decoded()
+        yield from self.parse_lines(batch)
+
+    def parse_lines(self, batch: LineBatch) -> Iterator[Any]:
+        """The line by line parse of a batch: the reference every faster path must match."""
         self.start_file(batch)
         rows = []
         for offset, line in zip(batch.offsets, batch.lines):
@@ -163,7 +162,7 @@ class LineParser(beam.DoFn):
             yield rows
 
     def _parse_checked(self, row_id: str, line: str) -> Any:
-        bad = _undecodable(line)
+        bad = undecodable_at(line)
         if bad is not None:
             return _reject(row_id, line, "undecodable", f"bytes that are not UTF-8 at character {bad}")
         if not line.strip():
@@ -245,7 +244,15 @@ class ParseDelimitedLines(LineParser):
     is rejected (``extra_columns``: an unquoted delimiter inside a text would otherwise
     cut it). Without a header, columns are positions and extra trailing fields are ignored
     (EMOJISET's ``sentence,label,,``).
+
+    A block that pyarrow's CSV reader parses the way this parser would (valid UTF-8, no
+    empty line, well-formed quotes, as many fields on every line) is read by it instead and
+    comes out as one ``pyarrow.Table`` of rows (:mod:`seqbeam.transforms.arrow_lines`);
+    any other block is read line by line here.
     """
+
+    # False reads every block line by line (the reference the tests compare the fast path with).
+    use_arrow = True
 
     def __init__(self, data: DataConfig):
         super().__init__()
@@ -258,6 +265,18 @@ class ParseDelimitedLines(LineParser):
         self._columns = _ColumnPicker(data)
         self._header_line: Optional[str] = None
         self._header_names: list[str] = []
+        self._arrow = ArrowDelimited(self._delimiter, self._quoting != csv.QUOTE_NONE, data.header, {
+            "text": data.text_column, "target": data.target_column, "label": data.label_column, "id": data.id_column})
+
+    def process(self, batch):
+        if isinstance(batch, LineBlock) and self.use_arrow:
+            self.start_file(batch)
+            table = self._arrow.table(batch, self._header_names)
+            if table is not None:
+                self._rows_in.inc(table.num_rows)
+                yield table
+                return
+        yield from super().process(batch)
 
     def _fields(self, line: str) -> list[str]:
         if '"' in line and self._quoting != csv.QUOTE_NONE:
@@ -331,41 +350,6 @@ class ParseParquetBatches(beam.DoFn):
         self._rows_in.inc(len(batch.records))
         if rows:
             yield rows
-
-
-class ParseAlignedFiles(beam.DoFn):
-    """Two files, line i of the target translating line i of the source.
-
-    A row's id is the source file's name and the offset of its line there. Lines past
-    the end of the shorter file are rejected (``unaligned``) under their own file's name.
-    """
-
-    def __init__(self, batch_size: int):
-        self._batch_size = batch_size
-        self._rows_in = beam.metrics.Metrics.counter("read", "rows_in")
-
-    def process(self, paths: tuple[str, str]):
-        yield from in_batches(self._parse_pair(paths), self._batch_size)
-
-    def _parse_pair(self, paths: tuple[str, str]):
-        names = [posixpath.basename(path) for path in paths]
-        with FileSystems.open(paths[0]) as source, FileSystems.open(paths[1]) as target:
-            for left, right in itertools.zip_longest(iter_lines(source), iter_lines(target)):
-                self._rows_in.inc()
-                if left is None or right is None:
-                    name, (offset, line), missing = ((names[1], right, "source") if left is None
-                                                     else (names[0], left, "target"))
-                    yield _reject(f"{name}:{offset}", decode_line(line), "unaligned", f"no {missing} counterpart")
-                    continue
-                row_id = f"{names[0]}:{left[0]}"
-                text, translation = decode_line(left[1]), decode_line(right[1])
-                raw = f"{text}\t{translation}"
-                if _undecodable(raw) is not None:
-                    yield _reject(row_id, raw, "undecodable", "bytes that are not UTF-8")
-                elif not text.strip():
-                    yield _reject(row_id, raw, "empty_line")
-                else:
-                    yield Row(id=row_id, text=text, target=translation)
 
 
 def _check_header(path: str, data: DataConfig, config_key: str) -> None:

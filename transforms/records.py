@@ -84,6 +84,18 @@ class RowBatch:
         return Row(self.ids[index], self.texts[index], self.targets[index], self.labels[index], self.splits[index])
 
 
+def rows_of(batch: Any) -> list[Row]:
+    """The Rows of what a reader emits: a list of Rows, or a ``pyarrow.Table`` (columns ``id``,
+    ``text`` and optional ``target``, ``label``) from the readers' Arrow fast path."""
+    if isinstance(batch, list):
+        return batch
+    columns = batch.to_pydict()
+    n = batch.num_rows
+    nothing = [None] * n
+    return [Row(id=i, text=t, target=g, label=lb) for i, t, g, lb in zip(
+        columns["id"], columns["text"], columns.get("target", nothing), columns.get("label", nothing))]
+
+
 def rejection(row_id: str, raw: Any, stage: str, code: str, detail: str = "") -> dict:
     """A rejected record: ``reason`` is ``code`` (stable, counted) plus a human detail.
 

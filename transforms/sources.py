@@ -20,6 +20,7 @@ import posixpath
 import re
 from typing import Iterator, NamedTuple, Optional, Sequence
 
+import numpy as np
 from apache_beam.io import filebasedsource
 from apache_beam.io.filesystem import CompressionTypes
 
@@ -44,6 +45,29 @@ class LineBatch(NamedTuple):
     header: Optional[str]
     offsets: list[int]
     lines: list[str]
+
+
+class LineBlock(NamedTuple):
+    """Consecutive lines of one file as the bytes that hold them, not yet decoded.
+
+    ``data`` holds the lines with their line breaks (a file's BOM left out); line i is
+    ``data[starts[i]:ends[i]]`` (its break excluded) and starts at byte ``offsets[i]`` of the
+    file. ``file`` and ``header`` as in :class:`LineBatch`. A parser can hand ``data`` to a
+    C++ reader at once, or decode the lines one by one (:meth:`decoded`).
+    """
+
+    file: str
+    header: Optional[str]
+    offsets: list[int]
+    starts: list[int]
+    ends: list[int]
+    data: bytes
+
+    def decoded(self) -> LineBatch:
+        """The same lines as a :class:`LineBatch`: what :class:`LineSource` gave before blocks."""
+        data = self.data
+        return LineBatch(self.file, self.header, self.offsets,
+                         [decode_line(data[s:e]) for s, e in zip(self.starts, self.ends)])
 
 
 class ParquetBatch(NamedTuple):
@@ -79,6 +103,16 @@ def decode_line(line: bytes) -> str:
     return line.decode("utf-8", "surrogateescape")
 
 
+# What surrogateescape turns a byte that is not UTF-8 into.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def undecodable_at(line: str) -> Optional[int]:
+    """Character offset of the first byte of a decoded line that was not UTF-8, or None."""
+    match = _ESCAPED_BYTE.search(line)
+    return match.start() if match else None
+
+
 def iter_lines(stream, start: int = 0, block: int = _BLOCK) -> Iterator[tuple[int, bytes]]:
     """``(offset, line)`` of every line of a binary stream that starts at or after ``start``.
 
@@ -104,6 +138,46 @@ def iter_lines(stream, start: int = 0, block: int = _BLOCK) -> Iterator[tuple[in
             yield position, line
             position += len(piece)
         buffer = tail + more
+
+
+def iter_line_spans(stream, start: int = 0, block: int = _BLOCK) -> Iterator[tuple[int, bytes, np.ndarray, np.ndarray, np.ndarray]]:
+    """The lines :func:`iter_lines` gives, a buffer of whole lines at a time, found with numpy.
+
+    Yields ``(position, buffer, offsets, starts, ends)``: ``buffer`` begins at file offset
+    ``position``; line i starts at ``offsets[i]`` of the buffer (its id) and is
+    ``buffer[starts[i]:ends[i]]``, its break excluded; the buffer's last line ends at its
+    end. A BOM at offset 0 is left out of the first line (``starts[0]`` is then 3, its
+    offset still 0). ``stream`` as for :func:`iter_lines`.
+    """
+    if start > 0:
+        buffer, position = _skip_to_line_start(stream, start - 1)
+        buffer = buffer or stream.read(block)
+    else:
+        buffer, position = stream.read(block), 0
+    while buffer:
+        more = stream.read(block)
+        codes = np.frombuffer(buffer, dtype=np.uint8)
+        lf, cr = codes == 10, codes == 13
+        last_of_break = lf.copy()
+        last_of_break[:-1] |= cr[:-1] & ~lf[1:]  # a CR alone; a CR then a LF is one break, ending at the LF
+        if not more:
+            last_of_break[-1] |= cr[-1]  # else its LF may open the next read: the line waits for it
+        next_starts = np.flatnonzero(last_of_break) + 1
+        if not more and (not next_starts.size or next_starts[-1] != len(buffer)):
+            next_starts = np.append(next_starts, len(buffer))  # a last line without a break
+        used = 0
+        if next_starts.size:
+            last = next_starts - 1
+            crlf = lf[last] & cr[np.maximum(last - 1, 0)] & (last > 0)
+            ends = next_starts - last_of_break[last] - crlf
+            offsets = np.concatenate(([0], next_starts[:-1]))
+            starts = offsets.copy()
+            if position == 0 and buffer.startswith(_BOM):
+                starts[0] = len(_BOM)
+            used = int(next_starts[-1])
+            yield position, buffer[:used], offsets, starts, ends
+        position += used
+        buffer = buffer[used:] + more
 
 
 def _skip_to_line_start(stream, before: int) -> tuple[bytes, int]:
@@ -148,36 +222,76 @@ class LineSource(_FileSource):
         self._batch_size = batch_size
         self._header = header
 
-    def read_records(self, file_name: str, range_tracker) -> Iterator[LineBatch]:
+    def read_records(self, file_name: str, range_tracker) -> Iterator[LineBlock]:
         name = relative_name(file_name, self._base)
         start = range_tracker.start_position()
         header = self._read_header(file_name) if self._header and start > 0 else None
+        pending = _PendingLines(self._batch_size)
         with self.open_file(file_name) as stream:
             if start > 0:
                 stream.seek(start - 1)
-            lines = iter_lines(stream, start)
-            if self._header and start == 0:
-                first = next(lines, None)
-                if first is None:
-                    return
-                header = decode_line(first[1])
-            offsets: list[int] = []
-            texts: list[str] = []
-            for offset, line in lines:
-                if not range_tracker.try_claim(offset):
+            for position, buffer, offsets, starts, ends in iter_line_spans(stream, start, _BLOCK):
+                first = 0
+                if self._header and header is None:  # the file's first line: its header, not a row
+                    header = decode_line(buffer[starts[0]:ends[0]])
+                    first = 1
+                claimed = first
+                # Each line is claimed at its own offset, as textio does: a split can fall anywhere.
+                for offset in (offsets[first:] + position).tolist():
+                    if not range_tracker.try_claim(offset):
+                        break
+                    claimed += 1
+                yield from pending.add(name, header, position, buffer, offsets[first:claimed],
+                                       starts[first:claimed], ends[first:claimed])
+                if claimed < len(offsets):
                     break
-                offsets.append(offset)
-                texts.append(decode_line(line))
-                if len(offsets) == self._batch_size:
-                    yield LineBatch(name, header, offsets, texts)
-                    offsets, texts = [], []
-            if offsets:
-                yield LineBatch(name, header, offsets, texts)
+        yield from pending.flush(name, header)
 
     def _read_header(self, file_name: str) -> str:
         with self.open_file(file_name) as stream:
             first = next(iter_lines(stream, 0, block=4096), (0, b""))
         return decode_line(first[1])
+
+
+class _PendingLines:
+    """Claimed lines gathered into :class:`LineBlock` elements of exactly ``size`` lines (the last fewer).
+
+    A block may join lines of two reads of the file: it keeps the pieces until it is full.
+    """
+
+    def __init__(self, size: int):
+        self._size = size
+        self._pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray, bytes]] = []
+        self._count = 0
+
+    def add(self, name: str, header: Optional[str], position: int, buffer: bytes, offsets: np.ndarray,
+            starts: np.ndarray, ends: np.ndarray) -> Iterator[LineBlock]:
+        """Blocks completed by these lines (relative to ``buffer``, which begins at file offset ``position``)."""
+        while len(offsets):
+            take = min(self._size - self._count, len(offsets))
+            low = int(starts[0])
+            high = int(offsets[take]) if take < len(offsets) else len(buffer)
+            self._pieces.append((offsets[:take] + position, starts[:take] - low, ends[:take] - low, buffer[low:high]))
+            self._count += take
+            offsets, starts, ends = offsets[take:], starts[take:], ends[take:]
+            if self._count == self._size:
+                yield from self.flush(name, header)
+
+    def flush(self, name: str, header: Optional[str]) -> Iterator[LineBlock]:
+        """The block of the lines gathered so far, if any."""
+        if not self._count:
+            return
+        all_offsets, all_starts, all_ends, data = [], [], [], []
+        size = 0
+        for offsets, starts, ends, piece in self._pieces:
+            all_offsets.append(offsets)
+            all_starts.append(starts + size)
+            all_ends.append(ends + size)
+            data.append(piece)
+            size += len(piece)
+        self._pieces, self._count = [], 0
+        yield LineBlock(name, header, np.concatenate(all_offsets).tolist(), np.concatenate(all_starts).tolist(),
+                        np.concatenate(all_ends).tolist(), b"".join(data))
 
 
 class ParquetSource(_FileSource):

@@ -14,10 +14,14 @@ import re
 from typing import Any, Optional
 
 import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from seqbeam.configs.schema import Config, SplitConfig
+from seqbeam.transforms.arrow_lines import python_strip
 from seqbeam.transforms.postprocess import split_sentences
-from seqbeam.transforms.records import REJECTED, STAGE_VALIDATE, STATS, Row, RowBatch, rejection
+from seqbeam.transforms.records import REJECTED, STAGE_VALIDATE, STATS, Row, RowBatch, rejection, rows_of
 
 TOO_MANY_CHARS = "too_many_chars"
 
@@ -31,6 +35,17 @@ def assign_split(row_id: str, splits: SplitConfig) -> str:
     if point < splits.train + splits.valid:
         return "valid"
     return "test"
+
+
+def assign_splits(row_ids: list[str], splits: SplitConfig) -> list[str]:
+    """:func:`assign_split` of every id, the comparisons done by numpy."""
+    salt = f"{splits.salt}:".encode("utf-8")
+    blake2b = hashlib.blake2b
+    digests = b"".join([blake2b(salt + row_id.encode("utf-8"), digest_size=8).digest() for row_id in row_ids])
+    # uint64 -> float64 rounds as int / 2**64 does: the division by a power of two is exact.
+    points = np.frombuffer(digests, dtype=">u8").astype(np.float64) / 2.0**64
+    names = np.array(["train", "valid", "test"], dtype=object)
+    return names[(points >= splits.train).astype(np.int8) + (points >= splits.train + splits.valid)].tolist()
 
 
 def text_problem(text: Optional[str], max_chars: int, key: str,
@@ -89,7 +104,10 @@ class ValidateBatches(beam.DoFn):
         self._splits = config.preprocess.splits
         self._rejected = beam.metrics.Metrics.counter("validate", "rows_rejected")
 
-    def process(self, rows: list[Row]):
+    def process(self, rows: list[Row] | pa.Table):
+        if isinstance(rows, pa.Table):
+            yield from self._process_table(rows)
+            return
         valid = RowBatch([], [], [], [], [])
         for row in rows:
             label, problem = self._check(row)
@@ -102,6 +120,67 @@ class ValidateBatches(beam.DoFn):
         yield beam.pvalue.TaggedOutput(STATS, {"read": len(rows)})
         if len(valid):
             yield valid
+
+    def _process_table(self, table: pa.Table):
+        """What :meth:`process` gives for the same rows, the checks done column by column.
+
+        Rows the vectorized checks pass are valid; the others (few) go through :meth:`_check`,
+        which gives the reason, in row order.
+        """
+        n = table.num_rows
+        ok = self._text_ok(table.column("text"))
+        if self._kind == "seq2seq":
+            ok = pc.and_(ok, self._text_ok(table.column("target")))
+        labels = table.column("label") if "label" in table.column_names else pa.nulls(n, pa.string())
+        if self._kind == "classifier":
+            parsed, label_ok = self._labels(labels)
+            ok = pc.and_(ok, label_ok)
+            label_values = parsed.to_pylist()
+        else:
+            label_values = labels.to_pylist()
+        ids = table.column("id").to_pylist()
+        texts = table.column("text").to_pylist()
+        targets = table.column("target").to_pylist() if "target" in table.column_names else [None] * n
+        splits = assign_splits(ids, self._splits)
+        good = np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
+        if good.all():
+            valid = RowBatch(ids, texts, targets, label_values, splits)
+        else:
+            valid = RowBatch([], [], [], [], [])
+            raw_labels = labels.to_pylist()
+            for i in range(n):
+                label = label_values[i]
+                if not good[i]:
+                    row = Row(ids[i], texts[i], targets[i], raw_labels[i])
+                    label, problem = self._check(row)
+                    if problem:
+                        self._rejected.inc()
+                        yield beam.pvalue.TaggedOutput(
+                            REJECTED, rejection(row.id, row.raw(), STAGE_VALIDATE, *problem))
+                        continue
+                valid.ids.append(ids[i])
+                valid.texts.append(texts[i])
+                valid.targets.append(targets[i])
+                valid.labels.append(label)
+                valid.splits.append(splits[i])
+        yield beam.pvalue.TaggedOutput(STATS, {"read": n})
+        if len(valid):
+            yield valid
+
+    def _text_ok(self, texts: pa.Array) -> pa.Array:
+        """Texts :func:`text_problem` finds nothing wrong with (a null is not fine)."""
+        present = pc.greater(pc.utf8_length(python_strip(texts)), 0)
+        return pc.fill_null(pc.and_(present, pc.less_equal(pc.utf8_length(texts), self._max_chars)), False)
+
+    def _labels(self, labels: pa.Array) -> tuple[pa.Array, pa.Array]:
+        """(labels as int64, where :func:`parse_label` takes them as they are) of string labels."""
+        stripped = python_strip(labels.cast(pa.string()))
+        digits = pc.and_(pc.match_substring_regex(stripped, r"^-?[0-9]+$"),
+                         pc.less_equal(pc.utf8_length(stripped), _MAX_LABEL_DIGITS))
+        digits = pc.fill_null(digits, False)
+        values = pc.cast(pc.if_else(digits, stripped, "-1"), pa.int64())
+        in_range = pc.and_(pc.greater_equal(values, 0), pc.less(values, self._num_classes))
+        return values, pc.and_(digits, in_range)
 
     def _check(self, row: Row) -> tuple[Any, Optional[tuple[str, str]]]:
         """(the row's label, parsed for classifiers; (code, detail) of what is wrong, or None)."""
@@ -134,7 +213,8 @@ class KeyExamples(beam.DoFn):
         self._sentences = sentences
         self._rows_in = beam.metrics.Metrics.counter("infer", "rows_in")
 
-    def process(self, rows: list[Row]):
+    def process(self, rows: list[Row] | pa.Table):
+        rows = rows_of(rows)
         self._rows_in.inc(len(rows))
         keyed = []
         for row in rows:

@@ -75,7 +75,8 @@ class CountTrainTokens(beam.DoFn):
         texts = [text for text, split in zip(column, batch.splits) if split == "train"]
         if texts:
             counts = self._counter.count(texts)
-            yield {token: count for token, count in counts.items() if token not in self._known}
+            known = self._known
+            yield {token: count for token, count in counts.items() if token not in known} if known else counts
 
 
 # Distinct tokens a worker sums before it passes them on (a few MB of Python dict).
