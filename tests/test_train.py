@@ -23,11 +23,15 @@ from conftest import read_examples
 # Every test here trains a model end to end (one of them on two worker processes, one killed and resumed).
 pytestmark = pytest.mark.slow
 
-# Measured: 10k strings of GRU(32) pass 99 % validation accuracy after 8 epochs and stay at 99.9-100 %
-# from epoch 9 to 20 (test split 100 %, 2,000 unseen strings 100 %); 12 epochs keep that margin at
-# 60 % of the cost. (5k strings fall short of 99 % even after 20 epochs.)
-REBER_TRAIN = {"model": {"family": "grammar", "cell": "gru", "embedding_dim": 8, "units": 32},
-               "epochs": 12, "batch_size": 64, "learning_rate": 0.005, "early_stopping_patience": 0}
+# The embedded Reber task is learnt in a jump: once the GRU links the second character to the second to
+# last, accuracy goes from ~98.4 % (the inner grammar only) to ~100 %, at an epoch that depends on the
+# initialisation and on which rows each shard holds (Beam's shard assignment varies between runs).
+# Measured at 12 epochs: GRU(32), batches of 64 (the old fixture) failed the suite at 97.9 % test and
+# ended at 99.2 % / 98.4 % validation on train.seed 1 / 2; GRU(64), batches of 32, on train.seed 0-5: test 99.9-100 %, last-epoch
+# validation 99.7-100 % (one epoch-11 dip to 96.4 % on seed 0). A learning-rate decay of 0.9 left seed
+# 3 at 97.7 %, a rate of 0.01 swung late: neither is used.
+REBER_TRAIN = {"model": {"family": "grammar", "cell": "gru", "embedding_dim": 8, "units": 64},
+               "epochs": 12, "batch_size": 32, "learning_rate": 0.005, "early_stopping_patience": 0}
 
 
 def reber_config(out_dir: str, num_rows: int = 10_000, **train_overrides) -> dict:
@@ -87,7 +91,7 @@ def test_validation_and_metrics_count_every_valid_example_once(reber_run):
     history = json.load(open(os.path.join(layout.train_dir(config), "history.json")))
     for split in ("valid", "test"):
         rows = read_examples(layout.data_dir(config), split)
-        assert len(rows) == metadata["rows"][split] and len(rows) % 64, "the last batch must be partial"
+        assert len(rows) == metadata["rows"][split] and len(rows) % REBER_TRAIN["batch_size"], "the last batch must be partial"
         assert_metrics_close(summary["metrics"][split], hand_metrics(summary["model"], rows))
     # Keras read the finite validation split whole after each epoch: the last one saw the final weights.
     assert_metrics_close({"loss": history["val_loss"][-1], "accuracy": history["val_accuracy"][-1]},
