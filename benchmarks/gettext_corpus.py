@@ -24,9 +24,10 @@ import os
 import re
 from typing import Iterable, NamedTuple, Optional
 
-# printf (%s %-10.3f %1$s %lu %%), Python (%(name)s), brace ({0} {name}) and shell (${var} $HOME) forms.
+# printf (%s %-10.3f %1$s %lu %%, and programs' own letters: binutils' %B %P), Python (%(name)s),
+# brace ({0} {name}) and shell (${var} $HOME) forms.
 _FORMAT = re.compile(r"%(?:\([^)]*\))?[-+ #0'*]*\d*(?:\$[-+ #0'*]*\d*)?(?:\.\d+|\.\*)?(?:hh|h|ll|l|L|q|j|z|t|I64)?"
-                     r"[diouxXeEfFgGaAcspnCS%@]|\{[^{}\s]*\}|\$\{?[A-Za-z_]\w*\}?")
+                     r"[A-Za-z%@]|\{[^{}\s]*\}|\$\{?[A-Za-z_]\w*\}?")
 # /usr/bin, ~/x, ./configure, C:\x, file:// and http:// URLs, and name.ext file names.
 _PATH = re.compile(r"(?:^|[\s\"'(=`])(?:~|\.{1,2})?/[\w.-]|[A-Za-z]:\\|\w+://|\bwww\.|"
                    r"\b[\w-]+\.(?:c|h|cc|cpp|py|pl|sh|so|o|a|txt|conf|cfg|ini|log|xml|html?|json|ya?ml|mo|po|"
