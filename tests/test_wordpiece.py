@@ -103,7 +103,7 @@ def wordpiece_config(tmp_path, corpus: str):
         "data": {"format": "tsv", "path": corpus, "header": False, "delimiter": "\t", "quoting": "none",
                  "text_column": 0, "target_column": 1},
         "preprocess": {"tokenizer": {"level": "wordpiece", "lowercase": False, "normalization": "NFC"},
-                       "max_length": 24, "max_target_length": 24, "num_shards": 1, "batch_size": 4,
+                       "max_length": 64, "max_target_length": 64, "num_shards": 1, "batch_size": 4,
                        "source_vocab": {"max_size": 300}, "target_vocab": {"max_size": 300},
                        "splits": {"train": 1.0, "valid": 0.0, "test": 0.0}},
         "train": {"model": {"family": "seq2seq", "cell": "gru", "embedding_dim": 8, "units": 8},
@@ -131,7 +131,7 @@ def test_the_saved_model_gives_the_pipelines_ids(tmp_path):
 
     model = build_seq2seq(source_vocab_size=metadata["vocab_sizes"]["source"],
                           target_vocab_size=metadata["vocab_sizes"]["target"],
-                          source_length=24, target_length=24, embedding_dim=8, units=8, cell="gru")
+                          source_length=64, target_length=64, embedding_dim=8, units=8, cell="gru")
     path = export_model(config, model, metadata, data_dir, {}, model_root=str(tmp_path / "model"))
     served = tf.saved_model.load(path).signatures["attention"](text=tf.constant(SENTENCES))
     for i, row in enumerate(served["source_tokens"].numpy().tolist()):
