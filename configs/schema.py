@@ -87,7 +87,9 @@ class DataConfig:
 class TokenizerConfig:
     """How raw text becomes tokens, in Beam and inside the exported model alike."""
 
-    level: Literal["word", "char"] = "word"
+    # wordpiece: whitespace words cut into WordPiece subwords (tensorflow_text's
+    # FastWordpieceTokenizer) over a vocabulary learnt from the train words' counts.
+    level: Literal["word", "char", "wordpiece"] = "word"
     lowercase: bool = True
     normalization: Literal["NFKC", "NFC", "none"] = "NFKC"
 
@@ -115,6 +117,10 @@ class VocabConfig:
     # With vectors: how many of their rows (the first ones; GloVe's are by frequency) give
     # words. 0 = all of them.
     vectors_rows: int = 0
+    # WordPiece tokenizer only: how many of the most frequent train words (with their counts)
+    # the WordPiece vocabulary of max_size pieces is learnt from. Bounds the counting step as
+    # max_size does for a word vocabulary.
+    wordpiece_words: int = 20_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -528,7 +534,11 @@ def _check_semantics(config: Config, source: str) -> None:
             fail(f"preprocess.{name}.capacity_factor", f"must be at least 1, got {vocab.capacity_factor}")
         if vocab.vectors_rows < 0:
             fail(f"preprocess.{name}.vectors_rows", f"must be 0 (all rows) or more, got {vocab.vectors_rows}")
+        if vocab.wordpiece_words < 1:
+            fail(f"preprocess.{name}.wordpiece_words", f"must be positive, got {vocab.wordpiece_words}")
     _check_vocabulary_vectors(config, fail)
+    if pre.tokenizer.level == "wordpiece" and task.kind == "lm":
+        fail("preprocess.tokenizer.level", "a language model samples characters: use level 'char'")
     for name in ("max_length", "max_chars", "batch_size"):
         if getattr(pre, name) < 1:
             fail(f"preprocess.{name}", f"must be positive, got {getattr(pre, name)}")

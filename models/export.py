@@ -52,6 +52,7 @@ from seqbeam.text.day_order import orders_in, with_day_order
 from seqbeam.text.encoding import TokenIds, pad_to_longest
 from seqbeam.text.tokenizer import TextTokenizer
 from seqbeam.text.vocabulary import Vocabulary
+from seqbeam.text.wordpiece import join_pieces
 
 _LOG = logging.getLogger(__name__)
 _TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
@@ -125,11 +126,14 @@ class Seq2SeqServing(tf.Module):
     The decode mode and beam width come from the task config (``train.export``). Tokens
     are joined with ``separator``: nothing for char-level tasks (dates), a space for
     word-level ones (translation, whose punctuation then stands apart: "¿ dónde está ?").
+    WordPiece models (``wordpieces``) join their pieces back into words: ``"(", "##OL",
+    "##PC", "##)"`` -> ``"(OLPC)"``, case and punctuation as the model wrote them.
     """
 
     def __init__(self, decoder, source_ids: TokenIds, source_length: int, target_tokens: tuple[str, ...],
-                 separator: str, mode: str, beam_width: int, length_penalty: float):
+                 separator: str, mode: str, beam_width: int, length_penalty: float, wordpieces: bool = False):
         super().__init__()
+        self.wordpieces = wordpieces
         self.decoder = decoder
         self.source_ids = source_ids
         self.source_length = source_length
@@ -185,7 +189,7 @@ class Seq2SeqServing(tf.Module):
         source = self.source_ids(text)
         padded = pad_to_longest(source, self.source_length)
         ids, score, weights = self.decoder.greedy_attention(padded)
-        tokens = self.source_ids.tokenizer.tokenize(text)[:, : tf.shape(padded)[1]]
+        tokens = self.source_ids.token_strings(text)[:, : tf.shape(padded)[1]]
         source_tokens = tokens.to_tensor(default_value="", shape=tf.shape(padded, out_type=tf.int64))
         target_tokens = tf.where(ids > 3, tf.gather(self.target_tokens, ids), "")
         return {**self._outputs(ids, score, source), "source_tokens": source_tokens,
@@ -193,8 +197,10 @@ class Seq2SeqServing(tf.Module):
 
     def _outputs(self, ids: tf.Tensor, score: tf.Tensor, source: tf.RaggedTensor) -> dict[str, tf.Tensor]:
         tokens = tf.ragged.boolean_mask(tf.gather(self.target_tokens, ids), ids > 3)
-        return {"text": tf.strings.reduce_join(tokens, axis=-1, separator=self.separator), "score": score,
-                "tokens": source.row_lengths()}
+        text = tf.strings.reduce_join(tokens, axis=-1, separator=self.separator)
+        if self.wordpieces:
+            text = join_pieces(text)
+        return {"text": text, "score": score, "tokens": source.row_lengths()}
 
 
 class DateServing(Seq2SeqServing):
@@ -255,7 +261,8 @@ def build_serving_module(config: Config, model: keras.Model, metadata: dict, dat
     source_vocabulary = Vocabulary.load(source_path)
     source_ids = TokenIds(tokenizer, source_vocabulary, vocab_file=source_path)
     arguments = dict(separator="" if tokenizer.level == "char" else " ", mode=export.decode,
-                     beam_width=export.beam_width, length_penalty=export.length_penalty)
+                     beam_width=export.beam_width, length_penalty=export.length_penalty,
+                     wordpieces=tokenizer.level == "wordpiece")
     decoder = Seq2SeqDecoder(model, metadata["max_lengths"]["target"])
     # A model trained on texts with day-order tokens (generated dates) is told the order when served.
     day_orders = orders_in(source_vocabulary.tokens)

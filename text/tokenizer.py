@@ -1,5 +1,10 @@
 """The task tokenizer: raw text -> tokens, as TensorFlow ops.
 
+Levels: ``word`` (words and symbols), ``char`` (characters) and ``wordpiece``, where this
+tokenizer gives the whitespace words that :class:`~seqbeam.text.encoding.TokenIds` cuts
+into WordPiece subwords: a word keeps its punctuation ("(OLPC)," is one word, pieces
+``(``, ``##OL``, ``##PC``, ``##),``), so joining the pieces gives back the text exactly.
+
 One :class:`TextTokenizer` is built from the task config and used twice: by the Beam
 preprocessing (on batches of rows) and inside the exported SavedModel (on the serving
 batch). Both run the same graph, so the same text always gives the same tokens.
@@ -34,8 +39,8 @@ class TextTokenizer:
     """
 
     def __init__(self, level: str = "word", lowercase: bool = True, normalization: str = "NFKC"):
-        if level not in ("word", "char"):
-            raise ValueError(f"tokenizer level must be 'word' or 'char', got {level!r}")
+        if level not in ("word", "char", "wordpiece"):
+            raise ValueError(f"tokenizer level must be 'word', 'char' or 'wordpiece', got {level!r}")
         if normalization not in ("NFKC", "NFC", "none"):
             raise ValueError(f"normalization must be NFKC, NFC or none, got {normalization!r}")
         self.level = level
@@ -69,10 +74,16 @@ class TextTokenizer:
         return texts
 
     def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        """Tokens of each text of a 1-D string tensor, as a ``[batch, (tokens)]`` ragged tensor."""
+        """Tokens of each text of a 1-D string tensor, as a ``[batch, (tokens)]`` ragged tensor.
+
+        Level ``wordpiece``: the whitespace words, which the WordPiece vocabulary is learnt
+        from and which :class:`~seqbeam.text.encoding.TokenIds` cuts into pieces.
+        """
         texts = self.normalize(tf.convert_to_tensor(texts, dtype=tf.string))
         if self.level == "char":
             return tf.strings.unicode_split(texts, "UTF-8")
+        if self.level == "wordpiece":
+            return self._whitespace_splitter.tokenize(texts)
         # Surrounding each symbol with spaces and splitting on whitespace gives the tokens
         # of `[\w']+|[^\s\w]`, about 20x faster than a regex split with Unicode classes.
         spaced = tf.strings.regex_replace(texts, _SYMBOL, r" \1 ")

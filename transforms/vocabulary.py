@@ -15,6 +15,10 @@ Tokens are counted per batch of rows in one TensorFlow call, then either
   :class:`ApproximateVocabularyFn`, for corpora whose distinct tokens fit on no worker.
 
 No worker ever holds every distinct token.
+
+With the WordPiece tokenizer the tokens counted are words: the ``wordpiece_words`` most
+frequent ones keep their counts (the same top-K, bounded by that K), and the vocabulary of
+``max_size`` pieces is learnt from that list on one worker (:class:`LearnWordPieces`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from seqbeam.configs.schema import ConfigError, TokenizerConfig, VocabConfig
 from seqbeam.text.tokenizer import TextTokenizer
 from seqbeam.text.vectors import VectorsNotInstalled, check_available, vocabulary_words
 from seqbeam.text.vocabulary import RESERVED_TOKENS, Vocabulary
+from seqbeam.text.wordpiece import learn_vocabulary
 
 
 class TokenCounter(tf.Module):
@@ -139,12 +144,14 @@ def bucket_top(bucket: tuple[int, Iterable[Mapping[str, int]]], k: int, min_coun
 class TopKVocabularyFn(beam.CombineFn):
     """Lists of ranked ``(-count, token)`` -> the Vocabulary of the ``max_size - 4`` best; bounded by K.
 
-    Accumulators are sorted lists of at most K entries: merging two is one sort of 2K.
+    Accumulators are sorted lists of at most K entries: merging two is one sort of 2K. With
+    ``with_counts`` the output is the ``(token, count)`` list itself, best first.
     """
 
-    def __init__(self, max_size: int):
+    def __init__(self, max_size: int, with_counts: bool = False):
         self._max_size = max_size
         self._k = max_size - len(RESERVED_TOKENS)
+        self._with_counts = with_counts
 
     def create_accumulator(self) -> list:
         return []
@@ -158,7 +165,9 @@ class TopKVocabularyFn(beam.CombineFn):
             merged = sorted(merged + best)[: self._k]
         return merged
 
-    def extract_output(self, best: list) -> Vocabulary:
+    def extract_output(self, best: list):
+        if self._with_counts:
+            return [(token, -negative) for negative, token in best]
         return Vocabulary(RESERVED_TOKENS + tuple(token for _, token in best))
 
 
@@ -169,13 +178,15 @@ class ExactTopKVocabulary(beam.PTransform):
     the shuffle holds compact dicts, not an element per token), summed per bucket, which
     then keeps its K = ``max_size - 4`` best, and the bounded lists are merged. Every count
     of a token is in its bucket, so the result equals a plain Counter's top-K, ties broken
-    by the token. With no input it still gives the reserved tokens.
+    by the token. With no input it still gives the reserved tokens. With ``with_counts`` the
+    singleton is the ``(token, count)`` list of those K tokens instead, best first.
     """
 
-    def __init__(self, max_size: int, min_count: int = 1):
+    def __init__(self, max_size: int, min_count: int = 1, with_counts: bool = False):
         super().__init__()
         self._max_size = max_size
         self._min_count = min_count
+        self._with_counts = with_counts
 
     def expand(self, counts):
         k = self._max_size - len(RESERVED_TOKENS)
@@ -186,7 +197,7 @@ class ExactTopKVocabulary(beam.PTransform):
             # one dict per bucket, i.e. every distinct token of the bundle in one process.
             | "GroupByBucket" >> beam.GroupByKey()
             | "BucketTopK" >> beam.Map(bucket_top, k, self._min_count)
-            | "TopK" >> beam.CombineGlobally(TopKVocabularyFn(self._max_size))
+            | "TopK" >> beam.CombineGlobally(TopKVocabularyFn(self._max_size, self._with_counts))
         )
 
 
@@ -268,10 +279,11 @@ class ApproximateVocabularyFn(beam.CombineFn):
     than ``N / (capacity + 1)`` is in the vocabulary (see :class:`HeavyHitters`).
     """
 
-    def __init__(self, max_size: int, min_count: int = 1, capacity_factor: int = 4):
+    def __init__(self, max_size: int, min_count: int = 1, capacity_factor: int = 4, with_counts: bool = False):
         self._max_size = max_size
         self._min_count = min_count
         self._capacity = capacity_factor * (max_size - len(RESERVED_TOKENS))
+        self._with_counts = with_counts
 
     def create_accumulator(self) -> HeavyHitters:
         return HeavyHitters(self._capacity)
@@ -290,8 +302,11 @@ class ApproximateVocabularyFn(beam.CombineFn):
         summary.prune()
         return summary
 
-    def extract_output(self, summary: HeavyHitters) -> Vocabulary:
-        return Vocabulary.from_counts(summary.counts, self._max_size, self._min_count)
+    def extract_output(self, summary: HeavyHitters):
+        vocabulary = Vocabulary.from_counts(summary.counts, self._max_size, self._min_count)
+        if self._with_counts:
+            return [(token, summary.counts[token]) for token in vocabulary.tokens[len(RESERVED_TOKENS):]]
+        return vocabulary
 
 
 def with_vector_words(corpus: Vocabulary, vectors: str, vectors_rows: int = 0) -> Vocabulary:
@@ -306,6 +321,21 @@ def with_vector_words(corpus: Vocabulary, vectors: str, vectors_rows: int = 0) -
     return Vocabulary(RESERVED_TOKENS + words + extra)
 
 
+class LearnWordPieces(beam.PTransform):
+    """A singleton ``[(word, count), ...]`` (the top words) -> the singleton WordPiece Vocabulary.
+
+    The list is bounded by ``wordpiece_words``, so learning on one worker costs the same at
+    any corpus size.
+    """
+
+    def __init__(self, max_size: int):
+        super().__init__()
+        self._max_size = max_size
+
+    def expand(self, word_counts):
+        return word_counts | "Learn" >> beam.Map(learn_vocabulary, self._max_size)
+
+
 class BuildVocabulary(beam.PTransform):
     """RowBatches -> a singleton PCollection holding the train-split Vocabulary.
 
@@ -313,13 +343,15 @@ class BuildVocabulary(beam.PTransform):
     picks the heavy-hitters summary over the exact keyed counts. With ``vocab.vectors`` the
     vocabulary starts with the vectors' words (see the module docstring); their availability
     is checked here, at launch: a missing file or package is a ConfigError naming
-    ``config_key``'s ``vectors``.
+    ``config_key``'s ``vectors``. With the WordPiece tokenizer the words are counted and the
+    vocabulary of pieces is learnt from the ``vocab.wordpiece_words`` most frequent ones.
     """
 
     def __init__(self, tokenizer: TokenizerConfig, vocab: VocabConfig, column: str = "texts",
                  config_key: str = "preprocess.source_vocab"):
         super().__init__()
         self._tokenizer = tokenizer
+        self._wordpiece = tokenizer.level == "wordpiece"
         self._vocab = vocab
         self._column = column
         if vocab.vectors:
@@ -332,11 +364,15 @@ class BuildVocabulary(beam.PTransform):
         vocab = self._vocab
         counts = batches | "CountTokens" >> beam.ParDo(
             CountTrainTokens(self._tokenizer, self._column, vocab.vectors, vocab.vectors_rows))
+        # WordPiece: the top words with their counts (K of them, reserved ids aside), then the pieces.
+        size = vocab.wordpiece_words + len(RESERVED_TOKENS) if self._wordpiece else vocab.max_size
         if vocab.approximate:
             corpus = counts | "HeavyHitters" >> beam.CombineGlobally(
-                ApproximateVocabularyFn(vocab.max_size, vocab.min_count, vocab.capacity_factor))
+                ApproximateVocabularyFn(size, vocab.min_count, vocab.capacity_factor, with_counts=self._wordpiece))
         else:
-            corpus = counts | "ExactTopK" >> ExactTopKVocabulary(vocab.max_size, vocab.min_count)
+            corpus = counts | "ExactTopK" >> ExactTopKVocabulary(size, vocab.min_count, with_counts=self._wordpiece)
+        if self._wordpiece:
+            return corpus | "LearnWordPieces" >> LearnWordPieces(vocab.max_size)
         if not vocab.vectors:
             return corpus
         return corpus | "AddVectorWords" >> beam.Map(with_vector_words, vocab.vectors, vocab.vectors_rows)
