@@ -195,7 +195,7 @@ def shared_names(tmp_path_factory):
 # their usual order. (Ordered by the seconds each file took in `make test`, from its --durations.)
 LONGEST_FIRST = ("test_train.py", "test_scale.py", "test_run.py", "test_fuzz.py", "test_dates_model.py",
                  "test_multiworker.py", "test_infer.py", "test_faults.py", "test_preprocess.py", "test_vocabulary.py",
-                 "test_cli.py", "test_gcs.py", "test_seq2seq.py", "test_export.py", "test_classifiers.py")
+                 "test_cli.py", "test_gcs.py", "test_wordpiece.py", "test_seq2seq.py", "test_export.py", "test_classifiers.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -112,6 +112,7 @@ def wordpiece_config(tmp_path, corpus: str):
     }, source="test")
 
 
+@pytest.mark.slow
 def test_the_saved_model_gives_the_pipelines_ids(tmp_path):
     """One tokenizer: the served graph (FastWordpieceTokenizer inside the SavedModel) reads the
     ids the Beam preprocessing wrote, and its output is text, not pieces."""
