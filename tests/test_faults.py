@@ -21,6 +21,7 @@ from seqbeam.pipelines import infer, layout, preprocess, run, serving
 from seqbeam.configs.schema import config_from_dict, load_config
 from seqbeam.transforms.encode import EncodeBatches
 from seqbeam.transforms.postprocess import PostprocessBatches
+from seqbeam.transforms.records import rows_of
 
 from conftest import EMOJI_CLASSES, emoji_corpus, line_id, read_rejected
 
@@ -169,12 +170,13 @@ def test_a_killed_run_rerun_leaves_one_set_of_outputs(tmp_path):
 def fails_once_after_its_outputs(cls, marker: str, sentinel: str):
     """A subclass of the DoFn ``cls`` whose first call on a batch holding the text ``sentinel``
     emits every output, then raises, as a worker lost after writing does; ``marker`` (a file,
-    so it holds across processes) records that the fault fired."""
+    so it holds across processes) records that the fault fired. A batch is a list of Rows or,
+    from the CSV readers' Arrow path, a table (``rows_of`` reads both)."""
 
     class FailsOnce(cls):
         def process(self, rows, *args, **kwargs):
             yield from super().process(rows, *args, **kwargs)
-            if any(row.text == sentinel for row in rows) and not os.path.exists(marker):
+            if any(row.text == sentinel for row in rows_of(rows)) and not os.path.exists(marker):
                 open(marker, "w").close()
                 raise ConnectionError("injected: bundle lost after its outputs were emitted")
 
