@@ -120,11 +120,7 @@ def iter_lines(stream, start: int = 0, block: int = _BLOCK) -> Iterator[tuple[in
     when ``start > 0`` (that byte tells whether ``start`` begins a line), else at 0. A BOM
     at offset 0 is dropped from the first line (which keeps offset 0).
     """
-    if start > 0:
-        buffer, position = _skip_to_line_start(stream, start - 1)
-        buffer = buffer or stream.read(block)
-    else:
-        buffer, position = stream.read(block), 0
+    buffer, position = _first_read(stream, start, block)
     while buffer:
         more = stream.read(block)
         pieces = buffer.splitlines(keepends=True)
@@ -149,11 +145,7 @@ def iter_line_spans(stream, start: int = 0, block: int = _BLOCK) -> Iterator[tup
     end. A BOM at offset 0 is left out of the first line (``starts[0]`` is then 3, its
     offset still 0). ``stream`` as for :func:`iter_lines`.
     """
-    if start > 0:
-        buffer, position = _skip_to_line_start(stream, start - 1)
-        buffer = buffer or stream.read(block)
-    else:
-        buffer, position = stream.read(block), 0
+    buffer, position = _first_read(stream, start, block)
     while buffer:
         more = stream.read(block)
         codes = np.frombuffer(buffer, dtype=np.uint8)
@@ -178,6 +170,14 @@ def iter_line_spans(stream, start: int = 0, block: int = _BLOCK) -> Iterator[tup
             yield position, buffer[:used], offsets, starts, ends
         position += used
         buffer = buffer[used:] + more
+
+
+def _first_read(stream, start: int, block: int) -> tuple[bytes, int]:
+    """The first read of a range: bytes from the first line start at or after ``start``, and their offset."""
+    if start > 0:
+        buffer, position = _skip_to_line_start(stream, start - 1)
+        return buffer or stream.read(block), position
+    return stream.read(block), 0
 
 
 def _skip_to_line_start(stream, before: int) -> tuple[bytes, int]:
