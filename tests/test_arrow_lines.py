@@ -1,9 +1,10 @@
-"""The Arrow fast path of the CSV/TSV/Anki readers gives what the Python line parser gives.
+"""The Arrow fast path of the CSV/TSV/Anki/text readers gives what the Python line parser gives.
 
 Both parsers read the fuzz corpora of ``test_fuzz`` (every class of bad input, any line
 break, BOMs, byte-range splits) through the same source; their rows, read rejections
 (ids, raw text, reasons) and, after validation, their row batches and validation rejections
-must be equal, in order. The comparison must see the fast path taken: a corpus whose
+must be equal, in order, and so must the inference row checks' outputs (rows cut into
+sentences, rejections). The comparison must see the fast path taken: a corpus whose
 blocks all fall back to the line parser would prove nothing.
 """
 
@@ -21,11 +22,11 @@ from hypothesis import strategies as st
 from seqbeam.transforms import readers
 from seqbeam.transforms.arrow_lines import PYTHON_WHITESPACE, python_strip
 from seqbeam.transforms.records import RowBatch, rows_of
-from seqbeam.transforms.validate import ValidateBatches
+from seqbeam.transforms.validate import KeyExamples, ValidateBatches
 
 from test_fuzz import DOFN, FORMATS, _SOURCE_DIR, _split, corpora
 
-DELIMITED = ("csv", "tsv", "anki")
+ARROW_FORMATS = ("csv", "tsv", "anki", "text")
 TAKEN: collections.Counter = collections.Counter()
 
 
@@ -52,10 +53,13 @@ def parse(fmt: str, payload: bytes, use_arrow: bool, batch_size: int = 7) -> lis
                 outputs += [("validate_rejected", r) for r in more]
                 outputs += [("valid", (b.ids, b.texts, b.targets, b.labels, b.splits))
                             for b in validated if isinstance(b, RowBatch)]
+                keyed, more = _split(KeyExamples(config.infer.max_chars, sentences=True).process(batch))
+                outputs += [("infer_rejected", r) for r in more]
+                outputs += [("keyed", list(b)) for b in keyed]
     return outputs
 
 
-@pytest.mark.parametrize("fmt", DELIMITED)
+@pytest.mark.parametrize("fmt", ARROW_FORMATS)
 @settings(DOFN, max_examples=30, phases=(Phase.explicit, Phase.generate))  # a failure shrinks for minutes
 @given(data=st.data())
 def test_arrow_and_line_parser_agree_on_the_fuzz_corpora(fmt, data):
@@ -86,6 +90,18 @@ def test_python_whitespace_is_what_str_strip_strips():
 def test_clean_csv_blocks_are_read_by_arrow_and_match(payload):
     before = TAKEN[True]
     fast, slow = parse("csv", payload, use_arrow=True, batch_size=64), parse("csv", payload, False, 64)
+    assert fast == slow
+    assert TAKEN[True] > before
+
+
+@pytest.mark.parametrize("payload", [
+    b"I love you. Lets eat!\nso sad\n",
+    "\ufeffd\u00e9j\u00e0 vu\u3000 \r\n  spaced  \rlast line without break. ".encode(),
+    "a\u2028b\x0bc\x85! \ufeffinner bom\n".encode(),
+])
+def test_clean_text_blocks_are_read_by_arrow_and_match(payload):
+    before = TAKEN[True]
+    fast, slow = parse("text", payload, use_arrow=True, batch_size=64), parse("text", payload, False, 64)
     assert fast == slow
     assert TAKEN[True] > before
 

@@ -1,4 +1,8 @@
-"""The fast path of the CSV/TSV readers: a block of lines parsed by pyarrow's C++ CSV reader.
+"""The fast path of the line readers: a block of lines parsed by pyarrow's C++ readers.
+
+:func:`text_lines_table` reads a block of plain text lines (one row per line) as a table
+when it is valid UTF-8 and no line is empty or blank once stripped (what the line parser
+rejects), so the line parser reads only blocks with a line to reject.
 
 :class:`ArrowDelimited` turns a :class:`LineBlock` into a ``pyarrow.Table`` of rows (columns
 ``id``, ``text`` and, as configured, ``target`` and ``label``) only when the block is one
@@ -47,6 +51,37 @@ _EXTRA_COLUMNS = 16
 def python_strip(values: pa.Array) -> pa.Array:
     """``str.strip()`` of every string of an Arrow array."""
     return pc.utf8_trim(values, characters=PYTHON_WHITESPACE)
+
+
+def row_ids(block: LineBlock) -> pa.Array:
+    """``<file>:<offset>`` of every line of a block: the ids of rows without an id column."""
+    offsets = pc.cast(pa.array(block.offsets, pa.int64()), pa.string())
+    return pc.binary_join_element_wise(block.file + ":", offsets, "")
+
+
+def _valid_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def text_lines_table(block: LineBlock) -> Optional[pa.Table]:
+    """The block's lines as a table of ``id`` and ``text`` (the line as it is), or None when the
+    line parser must read it: a line is empty or blank, or the block is not UTF-8."""
+    if not block.offsets or np.any(np.asarray(block.starts) == np.asarray(block.ends)) or not _valid_utf8(block.data):
+        return None
+    starts, ends = np.asarray(block.starts, dtype=np.int64), np.asarray(block.ends, dtype=np.int64)
+    # Lines follow each other in the block: line i with its break runs up to line i + 1.
+    bounds = np.append(starts, ends[-1]).astype(np.int32)
+    with_breaks = pa.StringArray.from_buffers(len(starts), pa.py_buffer(bounds), pa.py_buffer(block.data))
+    lines = pc.utf8_rtrim(with_breaks, characters="\r\n")  # a line holds no break: only its own is cut
+    if not np.array_equal(pc.binary_length(lines).to_numpy(zero_copy_only=False), ends - starts):
+        return None  # not laid out as assumed: the line parser reads it
+    if not pc.all(pc.greater(pc.utf8_length(python_strip(lines)), 0)).as_py():
+        return None
+    return pa.table({"id": row_ids(block), "text": lines})
 
 
 def _well_formed(delimiter: str) -> "re.Pattern[bytes]":
@@ -141,5 +176,5 @@ class ArrowDelimited:
         if (parsed.num_columns == 1 or self._delimiter.isspace()) and self._any_blank(parsed):
             return None  # maybe a line of whitespace only, which the line parser rejects as empty_line
         if "id" not in fields:
-            fields["id"] = pa.array([f"{block.file}:{offset}" for offset in block.offsets], pa.string())
+            fields["id"] = row_ids(block)
         return pa.table({role: fields[role] for role in _ROLES if role in fields})

@@ -25,7 +25,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from seqbeam.configs.schema import ConfigError, DataConfig
 from seqbeam.transforms.aligned import ParseAlignedFiles
-from seqbeam.transforms.arrow_lines import ArrowDelimited
+from seqbeam.transforms.arrow_lines import ArrowDelimited, text_lines_table
 from seqbeam.transforms.records import REJECTED, STAGE_READ, Row, rejection
 from seqbeam.transforms.sources import (
     LineBatch,
@@ -182,7 +182,24 @@ def _reject(row_id: str, raw: Any, code: str, detail: str = "") -> beam.pvalue.T
 
 
 class ParseTextLines(LineParser):
-    """Plain text: one item per line."""
+    """Plain text: one item per line.
+
+    A block with no line to reject (valid UTF-8, no empty or blank line) comes out as one
+    ``pyarrow.Table`` of rows, read by Arrow (:func:`~seqbeam.transforms.arrow_lines.text_lines_table`);
+    any other block is read line by line here.
+    """
+
+    # False reads every block line by line (the reference the tests compare the fast path with).
+    use_arrow = True
+
+    def process(self, batch):
+        if isinstance(batch, LineBlock) and self.use_arrow:
+            table = text_lines_table(batch)
+            if table is not None:
+                self._rows_in.inc(table.num_rows)
+                yield table
+                return
+        yield from super().process(batch)
 
     def parse_line(self, row_id, line):
         return Row(id=row_id, text=line)
