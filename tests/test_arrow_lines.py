@@ -1,4 +1,4 @@
-"""The Arrow fast path of the CSV/TSV/Anki/text readers gives what the Python line parser gives.
+"""The Arrow fast path of the CSV/TSV/Anki/text/JSONL readers gives what the Python line parser gives.
 
 Both parsers read the fuzz corpora of ``test_fuzz`` (every class of bad input, any line
 break, BOMs, byte-range splits) through the same source; their rows, read rejections
@@ -26,7 +26,7 @@ from seqbeam.transforms.validate import KeyExamples, ValidateBatches
 
 from test_fuzz import DOFN, FORMATS, _SOURCE_DIR, _split, corpora
 
-ARROW_FORMATS = ("csv", "tsv", "anki", "text")
+ARROW_FORMATS = ("csv", "tsv", "anki", "text", "jsonl")
 TAKEN: collections.Counter = collections.Counter()
 
 
@@ -47,6 +47,7 @@ def parse(fmt: str, payload: bytes, use_arrow: bool, batch_size: int = 7) -> lis
             outputs += [("read_rejected", r) for r in rejected]
             for batch in main:
                 TAKEN[use_arrow and isinstance(batch, pa.Table)] += 1
+                TAKEN[fmt, use_arrow and isinstance(batch, pa.Table)] += 1
                 rows = rows_of(batch)
                 outputs.append(("rows", rows))
                 validated, more = _split(ValidateBatches(config).process(batch))
@@ -73,6 +74,7 @@ def test_arrow_and_line_parser_agree_on_the_fuzz_corpora(fmt, data):
 def test_the_fast_path_was_taken():
     """Runs after the comparisons (file order): some of their blocks went through Arrow."""
     assert TAKEN[True] > 20, TAKEN
+    assert all(TAKEN[fmt, True] > 0 for fmt in ARROW_FORMATS), TAKEN
 
 
 def test_python_whitespace_is_what_str_strip_strips():
@@ -102,6 +104,18 @@ def test_clean_csv_blocks_are_read_by_arrow_and_match(payload):
 def test_clean_text_blocks_are_read_by_arrow_and_match(payload):
     before = TAKEN[True]
     fast, slow = parse("text", payload, use_arrow=True, batch_size=64), parse("text", payload, False, 64)
+    assert fast == slow
+    assert TAKEN[True] > before
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"id": "a", "text": "I love you. Lets eat!", "label": 0}\n{"text": "so sad", "label": 3, "id": "7"}\n',
+    '{"text": "d\u00e9j\u00e0 vu", "label": 2, "id": -1, "extra": [1, {"x": null}]}\r\n'
+    '{"label": 4, "id": "z", "text": "caf\\u00e9 \\ud83d\\ude00"}'.encode(),
+])
+def test_clean_jsonl_blocks_are_read_by_arrow_and_match(payload):
+    before = TAKEN[True]
+    fast, slow = parse("jsonl", payload, use_arrow=True, batch_size=64), parse("jsonl", payload, False, 64)
     assert fast == slow
     assert TAKEN[True] > before
 

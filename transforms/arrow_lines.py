@@ -59,7 +59,8 @@ def row_ids(block: LineBlock) -> pa.Array:
     return pc.binary_join_element_wise(block.file + ":", offsets, "")
 
 
-def _valid_utf8(data: bytes) -> bool:
+def valid_utf8(data: bytes) -> bool:
+    """Whether the bytes decode as UTF-8."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
@@ -83,7 +84,7 @@ def block_lines(block: LineBlock) -> Optional[pa.Array]:
 def text_lines_table(block: LineBlock) -> Optional[pa.Table]:
     """The block's lines as a table of ``id`` and ``text`` (the line as it is), or None when the
     line parser must read it: a line is empty or blank, or the block is not UTF-8."""
-    if not block.offsets or np.any(np.asarray(block.starts) == np.asarray(block.ends)) or not _valid_utf8(block.data):
+    if not block.offsets or np.any(np.asarray(block.starts) == np.asarray(block.ends)) or not valid_utf8(block.data):
         return None
     lines = block_lines(block)
     if lines is None or not pc.all(pc.greater(pc.utf8_length(python_strip(lines)), 0)).as_py():
@@ -176,7 +177,7 @@ class ArrowDelimited:
             return True  # an empty line
         if block.data.startswith(_BOM):
             return True  # Arrow would drop it: here it is part of the first line's text (the file's own is gone)
-        if not _valid_utf8(block.data):
+        if not valid_utf8(block.data):
             return True
         if self._line_pattern is not None:
             lines = block_lines(block)
