@@ -83,39 +83,24 @@ def test_python_whitespace_is_what_str_strip_strips():
     assert python_strip(pa.array(strings)).to_pylist() == [s.strip() for s in strings]
 
 
-@pytest.mark.parametrize("payload", [
-    b'sentence,label\n"I love you, too",0\nfood is great,4\n',
-    b'sentence,label\r\n"He said ""hi""",1\r\nok , 2 \r\n',
-    '\ufeffsentence,label\nd\u00e9j\u00e0 vu\u3000,3\nlast line without break,1'.encode(),
-    b'sentence,label\n007 bond,007\nneg,-0\n',
-])
-def test_clean_csv_blocks_are_read_by_arrow_and_match(payload):
+CLEAN_BLOCKS = [
+    ("csv", b'sentence,label\n"I love you, too",0\nfood is great,4\n'),
+    ("csv", b'sentence,label\r\n"He said ""hi""",1\r\nok , 2 \r\n'),
+    ("csv", '\ufeffsentence,label\nd\u00e9j\u00e0 vu\u3000,3\nlast line without break,1'.encode()),
+    ("csv", b'sentence,label\n007 bond,007\nneg,-0\n'),
+    ("text", b"I love you. Lets eat!\nso sad\n"),
+    ("text", "\ufeffd\u00e9j\u00e0 vu\u3000 \r\n  spaced  \rlast line without break. ".encode()),
+    ("text", "a\u2028b\x0bc\x85! \ufeffinner bom\n".encode()),
+    ("jsonl", b'{"id": "a", "text": "I love you. Lets eat!", "label": 0}\n{"text": "so sad", "label": 3, "id": "7"}\n'),
+    ("jsonl", '{"text": "d\u00e9j\u00e0 vu", "label": 2, "id": -1, "extra": [1, {"x": null}]}\r\n'
+              '{"label": 4, "id": "z", "text": "caf\\u00e9 \\ud83d\\ude00"}'.encode()),
+]
+
+
+@pytest.mark.parametrize("fmt, payload", CLEAN_BLOCKS)
+def test_clean_blocks_are_read_by_arrow_and_match(fmt, payload):
     before = TAKEN[True]
-    fast, slow = parse("csv", payload, use_arrow=True, batch_size=64), parse("csv", payload, False, 64)
-    assert fast == slow
-    assert TAKEN[True] > before
-
-
-@pytest.mark.parametrize("payload", [
-    b"I love you. Lets eat!\nso sad\n",
-    "\ufeffd\u00e9j\u00e0 vu\u3000 \r\n  spaced  \rlast line without break. ".encode(),
-    "a\u2028b\x0bc\x85! \ufeffinner bom\n".encode(),
-])
-def test_clean_text_blocks_are_read_by_arrow_and_match(payload):
-    before = TAKEN[True]
-    fast, slow = parse("text", payload, use_arrow=True, batch_size=64), parse("text", payload, False, 64)
-    assert fast == slow
-    assert TAKEN[True] > before
-
-
-@pytest.mark.parametrize("payload", [
-    b'{"id": "a", "text": "I love you. Lets eat!", "label": 0}\n{"text": "so sad", "label": 3, "id": "7"}\n',
-    '{"text": "d\u00e9j\u00e0 vu", "label": 2, "id": -1, "extra": [1, {"x": null}]}\r\n'
-    '{"label": 4, "id": "z", "text": "caf\\u00e9 \\ud83d\\ude00"}'.encode(),
-])
-def test_clean_jsonl_blocks_are_read_by_arrow_and_match(payload):
-    before = TAKEN[True]
-    fast, slow = parse("jsonl", payload, use_arrow=True, batch_size=64), parse("jsonl", payload, False, 64)
+    fast, slow = parse(fmt, payload, use_arrow=True, batch_size=64), parse(fmt, payload, False, 64)
     assert fast == slow
     assert TAKEN[True] > before
 

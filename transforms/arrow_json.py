@@ -9,7 +9,9 @@ its own reason. The block qualifies when:
 - it is valid UTF-8, holds no BOM (Arrow skips one, Python's ``json`` refuses it) and no
   line that is empty or blank once stripped (Arrow skips those);
 - no line opens more than :data:`MAX_NESTING` brackets (Python's ``json`` gives up deep
-  nesting with a RecursionError, Arrow reads it);
+  nesting with a RecursionError, Arrow reads it), and no run of digits is longer than
+  Python converts to an int (``sys.get_int_max_str_digits()``; Arrow reads a float), in
+  any field, used or not;
 - Arrow parses it (it refuses what Python refuses: bad syntax, duplicate keys, lone
   surrogates, control characters in strings, a line that is not an object) into one row
   per line: two objects on a line would be two rows;
@@ -21,6 +23,7 @@ its own reason. The block qualifies when:
 
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 import numpy as np
@@ -43,6 +46,16 @@ _TYPES = {
 }
 _OPENING = np.zeros(256, dtype=np.int64)
 _OPENING[[ord("["), ord("{")]] = 1
+
+
+def _longest_digit_run(codes: np.ndarray) -> int:
+    """The most ASCII digits in a row in the bytes."""
+    digits = (codes >= ord("0")) & (codes <= ord("9"))
+    if not digits.any():
+        return 0
+    counted = np.cumsum(digits)
+    # Minus the count at the last non-digit before each position: the length of the run there.
+    return int((counted - np.maximum.accumulate(np.where(digits, 0, counted))).max())
 
 
 class ArrowJsonLines:
@@ -90,5 +103,7 @@ class ArrowJsonLines:
         lines = block_lines(block)
         if lines is None or not pc.all(pc.greater(pc.utf8_length(python_strip(lines)), 0)).as_py():
             return True
-        opened = np.add.reduceat(_OPENING[np.frombuffer(data, dtype=np.uint8)], np.asarray(block.starts))
-        return bool(np.any(opened > MAX_NESTING))
+        codes = np.frombuffer(data, dtype=np.uint8)
+        opened = np.add.reduceat(_OPENING[codes], np.asarray(block.starts))
+        return bool(np.any(opened > MAX_NESTING)) or _longest_digit_run(codes) > (sys.get_int_max_str_digits() or
+                                                                                   np.inf)

@@ -134,9 +134,9 @@ class ValidateBatches(beam.DoFn):
         which gives the reason, in row order.
         """
         n = table.num_rows
-        ok = self._text_ok(table.column("text"))
+        ok = texts_ok(table.column("text"), self._max_chars)
         if self._kind == "seq2seq":
-            ok = pc.and_(ok, self._text_ok(table.column("target")))
+            ok = pc.and_(ok, texts_ok(table.column("target"), self._max_chars))
         labels = table.column("label") if "label" in table.column_names else pa.nulls(n, pa.string())
         if self._kind == "classifier":
             parsed, label_ok = self._labels(labels)
@@ -172,9 +172,6 @@ class ValidateBatches(beam.DoFn):
         yield beam.pvalue.TaggedOutput(STATS, {"read": n})
         if len(valid):
             yield valid
-
-    def _text_ok(self, texts: pa.Array) -> pa.Array:
-        return texts_ok(texts, self._max_chars)
 
     def _labels(self, labels: pa.Array) -> tuple[pa.Array, pa.Array]:
         """(labels as int64, where :func:`parse_label` takes them as they are) of string labels."""
