@@ -7,7 +7,9 @@ otherwise it returns None and the line parser reads the block, so every bad line
 its own reason. The block qualifies when:
 
 - it is valid UTF-8, holds no BOM (Arrow skips one, Python's ``json`` refuses it) and no
-  line that is empty or blank once stripped (Arrow skips those);
+  line that is empty or blank once stripped (Arrow skips those), and every line is
+  ``{...}`` between JSON spaces (pyarrow 25 crashes on a block whose first line is
+  ``null``, and reads ``{...} null`` as one row);
 - no line opens more than :data:`MAX_NESTING` brackets (Python's ``json`` gives up deep
   nesting with a RecursionError, Arrow reads it), and no run of digits is longer than
   Python converts to an int (``sys.get_int_max_str_digits()``; Arrow reads a float), in
@@ -37,6 +39,7 @@ from seqbeam.transforms.sources import LineBlock
 # Brackets a line may open and still be read by Arrow (Python's json recurses once per level).
 MAX_NESTING = 200
 _BOM = "\ufeff".encode("utf-8")
+_JSON_SPACE = " \t"
 _ROLES = ("text", "target", "label", "id")
 _TYPES = {
     "text": (pa.string(),),
@@ -103,6 +106,9 @@ class ArrowJsonLines:
         lines = block_lines(block)
         if lines is None or not pc.all(pc.greater(pc.utf8_length(python_strip(lines)), 0)).as_py():
             return True
+        objects = pc.utf8_trim(lines, characters=_JSON_SPACE)
+        if not pc.all(pc.and_(pc.starts_with(objects, "{"), pc.ends_with(objects, "}"))).as_py():
+            return True  # a line that is no object (Arrow crashes on a first line of null)
         codes = np.frombuffer(data, dtype=np.uint8)
         opened = np.add.reduceat(_OPENING[codes], np.asarray(block.starts))
         return bool(np.any(opened > MAX_NESTING)) or _longest_digit_run(codes) > (sys.get_int_max_str_digits() or
