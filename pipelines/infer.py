@@ -2,6 +2,8 @@
 
     read (the preprocessing readers) -> check rows, key them by id
       -> length-aware batches -> RunInference(KeyedModelHandler(SavedModelHandler))
+         (emoji: batches of rows cut into sentences, column by column, each ONE model input
+         and ONE result, from the row checks to the table: transforms/sentences.py)
       -> post-process and validate per task -> <task>/predictions/predictions-*.parquet
     every row not predicted, with its reason -> <task>/rejected/rejected-*.parquet
 
@@ -49,11 +51,13 @@ from seqbeam.transforms.postprocess import (
     PostprocessBatches,
     failed_inference_rejections,
     result_inputs,
+    single_results,
 )
 from seqbeam.transforms.progress import LogProgress
 from seqbeam.transforms.records import REJECTED, STAGE_READ, STATS
-from seqbeam.transforms.retry import RetryRowByRow, single_rows
+from seqbeam.transforms.retry import RetryRowByRow
 from seqbeam.transforms.rows import ReadRows, TrainingNames
+from seqbeam.transforms.sentences import SentenceBuckets
 from seqbeam.transforms.sinks import (
     CountRejections,
     FirstErrors,
@@ -97,11 +101,17 @@ class Annotate(beam.PTransform):
 
     def expand(self, keyed_lists):
         infer = self._config.infer
-        handler = KeyedModelHandler(SavedModelHandler(
+        model = SavedModelHandler(
             self._plan.model_path, self._plan.signature, self._plan.output_format.outputs,
             beam_width=infer.beam_width, seed=infer.seed, day_first=self._plan.day_first,
-            min_batch_size=infer.min_batch_size, max_batch_size=infer.max_batch_size))
-        if self._config.output_kind == "names":  # already batched: one seed per batch
+            min_batch_size=infer.min_batch_size, max_batch_size=infer.max_batch_size)
+        handler = KeyedModelHandler(model)
+        sentences = self._config.output_kind == "emoji"
+        if sentences:  # SentenceBatch elements hold their ids: one model call and one result per batch
+            source = keyed_lists | "LengthBuckets" >> beam.ParDo(
+                SentenceBuckets(infer.length_buckets, infer.max_batch_size))
+            inference = RunInference(model.with_no_batching())
+        elif self._config.output_kind == "names":  # already batched: one seed per batch
             source, inference = keyed_lists, RunInference(handler.with_no_batching())
         elif infer.length_buckets:
             source = keyed_lists | "LengthBuckets" >> beam.ParDo(
@@ -116,15 +126,13 @@ class Annotate(beam.PTransform):
         if self._config.output_kind == "names":
             known = beam.pvalue.AsSingleton(
                 keyed_lists.pipeline | "TrainingNames" >> TrainingNames(self._config))
-        post = (
-            results
-            | "Rebatch" >> beam.BatchElements(min_batch_size=infer.max_batch_size,
-                                              max_batch_size=max(infer.max_batch_size, 1024))
-            | "Postprocess" >> beam.ParDo(
-                RetryRowByRow(PostprocessBatches(self._plan.output_format), stage=STAGE_POSTPROCESS,
-                              split=single_rows, rows=result_inputs), known=known
-            ).with_outputs(REJECTED, STATS, main="tables")
-        )
+        if not sentences:
+            results = results | "Rebatch" >> beam.BatchElements(min_batch_size=infer.max_batch_size,
+                                                                max_batch_size=max(infer.max_batch_size, 1024))
+        post = results | "Postprocess" >> beam.ParDo(
+            RetryRowByRow(PostprocessBatches(self._plan.output_format), stage=STAGE_POSTPROCESS,
+                          split=single_results, rows=result_inputs), known=known
+        ).with_outputs(REJECTED, STATS, main="tables")
         rejected = (failed, post[REJECTED]) | "InferRejected" >> beam.Flatten()
         return {"tables": post.tables, "rejected": rejected, "stats": post[STATS]}
 

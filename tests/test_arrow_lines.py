@@ -1,9 +1,10 @@
-"""The Arrow fast path of the CSV/TSV/Anki readers gives what the Python line parser gives.
+"""The Arrow fast path of the CSV/TSV/Anki/text/JSONL readers gives what the Python line parser gives.
 
 Both parsers read the fuzz corpora of ``test_fuzz`` (every class of bad input, any line
 break, BOMs, byte-range splits) through the same source; their rows, read rejections
 (ids, raw text, reasons) and, after validation, their row batches and validation rejections
-must be equal, in order. The comparison must see the fast path taken: a corpus whose
+must be equal, in order, and so must the inference row checks' outputs (rows cut into
+sentences, rejections). The comparison must see the fast path taken: a corpus whose
 blocks all fall back to the line parser would prove nothing.
 """
 
@@ -21,11 +22,11 @@ from hypothesis import strategies as st
 from seqbeam.transforms import readers
 from seqbeam.transforms.arrow_lines import PYTHON_WHITESPACE, python_strip
 from seqbeam.transforms.records import RowBatch, rows_of
-from seqbeam.transforms.validate import ValidateBatches
+from seqbeam.transforms.validate import KeyExamples, ValidateBatches
 
 from test_fuzz import DOFN, FORMATS, _SOURCE_DIR, _split, corpora
 
-DELIMITED = ("csv", "tsv", "anki")
+ARROW_FORMATS = ("csv", "tsv", "anki", "text", "jsonl")
 TAKEN: collections.Counter = collections.Counter()
 
 
@@ -46,16 +47,20 @@ def parse(fmt: str, payload: bytes, use_arrow: bool, batch_size: int = 7) -> lis
             outputs += [("read_rejected", r) for r in rejected]
             for batch in main:
                 TAKEN[use_arrow and isinstance(batch, pa.Table)] += 1
+                TAKEN[fmt, use_arrow and isinstance(batch, pa.Table)] += 1
                 rows = rows_of(batch)
                 outputs.append(("rows", rows))
                 validated, more = _split(ValidateBatches(config).process(batch))
                 outputs += [("validate_rejected", r) for r in more]
                 outputs += [("valid", (b.ids, b.texts, b.targets, b.labels, b.splits))
                             for b in validated if isinstance(b, RowBatch)]
+                keyed, more = _split(KeyExamples(config.infer.max_chars, sentences=True).process(batch))
+                outputs += [("infer_rejected", r) for r in more]
+                outputs += [("keyed", list(b)) for b in keyed]
     return outputs
 
 
-@pytest.mark.parametrize("fmt", DELIMITED)
+@pytest.mark.parametrize("fmt", ARROW_FORMATS)
 @settings(DOFN, max_examples=30, phases=(Phase.explicit, Phase.generate))  # a failure shrinks for minutes
 @given(data=st.data())
 def test_arrow_and_line_parser_agree_on_the_fuzz_corpora(fmt, data):
@@ -69,6 +74,7 @@ def test_arrow_and_line_parser_agree_on_the_fuzz_corpora(fmt, data):
 def test_the_fast_path_was_taken():
     """Runs after the comparisons (file order): some of their blocks went through Arrow."""
     assert TAKEN[True] > 20, TAKEN
+    assert all(TAKEN[fmt, True] > 0 for fmt in ARROW_FORMATS), TAKEN
 
 
 def test_python_whitespace_is_what_str_strip_strips():
@@ -77,15 +83,24 @@ def test_python_whitespace_is_what_str_strip_strips():
     assert python_strip(pa.array(strings)).to_pylist() == [s.strip() for s in strings]
 
 
-@pytest.mark.parametrize("payload", [
-    b'sentence,label\n"I love you, too",0\nfood is great,4\n',
-    b'sentence,label\r\n"He said ""hi""",1\r\nok , 2 \r\n',
-    '\ufeffsentence,label\nd\u00e9j\u00e0 vu\u3000,3\nlast line without break,1'.encode(),
-    b'sentence,label\n007 bond,007\nneg,-0\n',
-])
-def test_clean_csv_blocks_are_read_by_arrow_and_match(payload):
+CLEAN_BLOCKS = [
+    ("csv", b'sentence,label\n"I love you, too",0\nfood is great,4\n'),
+    ("csv", b'sentence,label\r\n"He said ""hi""",1\r\nok , 2 \r\n'),
+    ("csv", '\ufeffsentence,label\nd\u00e9j\u00e0 vu\u3000,3\nlast line without break,1'.encode()),
+    ("csv", b'sentence,label\n007 bond,007\nneg,-0\n'),
+    ("text", b"I love you. Lets eat!\nso sad\n"),
+    ("text", "\ufeffd\u00e9j\u00e0 vu\u3000 \r\n  spaced  \rlast line without break. ".encode()),
+    ("text", "a\u2028b\x0bc\x85! \ufeffinner bom\n".encode()),
+    ("jsonl", b'{"id": "a", "text": "I love you. Lets eat!", "label": 0}\n{"text": "so sad", "label": 3, "id": "7"}\n'),
+    ("jsonl", '{"text": "d\u00e9j\u00e0 vu", "label": 2, "id": -1, "extra": [1, {"x": null}]}\r\n'
+              '{"label": 4, "id": "z", "text": "caf\\u00e9 \\ud83d\\ude00"}'.encode()),
+]
+
+
+@pytest.mark.parametrize("fmt, payload", CLEAN_BLOCKS)
+def test_clean_blocks_are_read_by_arrow_and_match(fmt, payload):
     before = TAKEN[True]
-    fast, slow = parse("csv", payload, use_arrow=True, batch_size=64), parse("csv", payload, False, 64)
+    fast, slow = parse(fmt, payload, use_arrow=True, batch_size=64), parse(fmt, payload, False, 64)
     assert fast == slow
     assert TAKEN[True] > before
 

@@ -20,7 +20,7 @@ import pytest
 from seqbeam.pipelines import infer, layout, preprocess, run, serving
 from seqbeam.configs.schema import config_from_dict, load_config
 from seqbeam.transforms.encode import EncodeBatches
-from seqbeam.transforms.postprocess import PostprocessBatches
+from seqbeam.transforms.postprocess import PostprocessBatches, result_inputs
 from seqbeam.transforms.records import rows_of
 
 from conftest import EMOJI_CLASSES, emoji_corpus, line_id, read_rejected
@@ -106,7 +106,7 @@ def test_postprocessing_faults_are_retried_row_by_row_and_poison_rows_rejected(e
     faults = Faults(tmp_path / "attempts", poison=0.02, flaky=0.1)
     os.makedirs(faults.folder)
     monkeypatch.setattr(infer, "PostprocessBatches",
-                        faulty(PostprocessBatches, faults, lambda results: [key for key, _ in results]))
+                        faulty(PostprocessBatches, faults, lambda results: [key for key, _ in result_inputs(results)]))
     corpus = emoji_corpus(tmp_path / "annotate.csv", rows=3000, seed=5)
     data = dataclasses.replace(config.data, path=corpus, label_column=None)
     # 2 % poison rows: over the default 1 % failure threshold, under this one.

@@ -209,7 +209,8 @@ def test_key_examples_keys_what_the_model_can_take_and_rejects_the_rest():
         ]:
             out = rows | f"Key{name}" >> beam.ParDo(KeyExamples(20, sentences=sentences)).with_outputs(
                 REJECTED, STATS, main="keyed")
-            assert_that(out.keyed, equal_to([examples]), label=f"keyed{name}")
+            # Rows cut into sentences come as one SentenceBatch, whose rows are these pairs.
+            assert_that(out.keyed | f"Pairs{name}" >> beam.Map(list), equal_to([examples]), label=f"keyed{name}")
             assert_that(out[REJECTED], equal_to([
                 {"id": "b", "raw": "   ", "stage": "validate", "code": "empty_text", "reason": "empty_text"},
                 {"id": "c", "raw": "x" * 30, "stage": "validate", "code": "too_many_chars",

@@ -1,4 +1,8 @@
-"""The fast path of the CSV/TSV readers: a block of lines parsed by pyarrow's C++ CSV reader.
+"""The fast path of the line readers: a block of lines parsed by pyarrow's C++ readers.
+
+:func:`text_lines_table` reads a block of plain text lines (one row per line) as a table
+when it is valid UTF-8 and no line is empty or blank once stripped (what the line parser
+rejects), so the line parser reads only blocks with a line to reject.
 
 :class:`ArrowDelimited` turns a :class:`LineBlock` into a ``pyarrow.Table`` of rows (columns
 ``id``, ``text`` and, as configured, ``target`` and ``label``) only when the block is one
@@ -49,6 +53,54 @@ def python_strip(values: pa.Array) -> pa.Array:
     return pc.utf8_trim(values, characters=PYTHON_WHITESPACE)
 
 
+def row_ids(block: LineBlock) -> pa.Array:
+    """``<file>:<offset>`` of every line of a block: the ids of rows without an id column."""
+    offsets = pc.cast(pa.array(block.offsets, pa.int64()), pa.string())
+    return pc.binary_join_element_wise(block.file + ":", offsets, "")
+
+
+def valid_utf8(data: bytes) -> bool:
+    """Whether the bytes decode as UTF-8."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def block_lines(block: LineBlock) -> Optional[pa.Array]:
+    """The lines of a block of valid UTF-8 as a string array (breaks left out), or None if its lines
+    do not follow each other in its bytes as a source lays them out."""
+    starts, ends = np.asarray(block.starts, dtype=np.int64), np.asarray(block.ends, dtype=np.int64)
+    # Line i with its break runs up to line i + 1.
+    bounds = np.append(starts, ends[-1]).astype(np.int32)
+    with_breaks = pa.StringArray.from_buffers(len(starts), pa.py_buffer(bounds), pa.py_buffer(block.data))
+    lines = pc.utf8_rtrim(with_breaks, characters="\r\n")  # a line holds no break: only its own is cut
+    if not np.array_equal(pc.binary_length(lines).to_numpy(zero_copy_only=False), ends - starts):
+        return None
+    return lines
+
+
+def text_lines_table(block: LineBlock) -> Optional[pa.Table]:
+    """The block's lines as a table of ``id`` and ``text`` (the line as it is), or None when the
+    line parser must read it: a line is empty or blank, or the block is not UTF-8."""
+    if not block.offsets or np.any(np.asarray(block.starts) == np.asarray(block.ends)) or not valid_utf8(block.data):
+        return None
+    lines = block_lines(block)
+    if lines is None or not pc.all(pc.greater(pc.utf8_length(python_strip(lines)), 0)).as_py():
+        return None
+    return pa.table({"id": row_ids(block), "text": lines})
+
+
+def _well_formed_line(delimiter: str) -> str:
+    """:func:`_well_formed` of one line, for RE2 on a line of text (an ASCII ``delimiter``)."""
+    d = f"\\x{ord(delimiter):02x}"
+    quoted = '"[^"\\r\\n\\x00]*(?:""[^"\\r\\n\\x00]*)*"'
+    plain = '[^"\\r\\n\\x00' + d + ']*'
+    field = "(?:" + quoted + "|" + plain + ")"
+    return "^" + field + "(?:" + d + field + ")*$"
+
+
 def _well_formed(delimiter: str) -> "re.Pattern[bytes]":
     """A whole block of lines whose quotes both parsers read alike (see the module docstring)."""
     d = re.escape(delimiter.encode("utf-8"))
@@ -72,6 +124,8 @@ class ArrowDelimited:
         self._header = header
         self._columns = {role: columns[role] for role in _ROLES if columns.get(role) is not None}
         self._pattern = _well_formed(delimiter) if quoting else None
+        # An ASCII delimiter: the lines are checked by RE2, in C++ (the same language, line by line).
+        self._line_pattern = _well_formed_line(delimiter) if quoting and delimiter.isascii() else None
 
     def table(self, block: LineBlock, header_names: Sequence[str]) -> Optional[pa.Table]:
         """The block's rows as a Table (``header_names``: the file's header fields, stripped), or None."""
@@ -123,10 +177,11 @@ class ArrowDelimited:
             return True  # an empty line
         if block.data.startswith(_BOM):
             return True  # Arrow would drop it: here it is part of the first line's text (the file's own is gone)
-        try:
-            block.data.decode("utf-8")
-        except UnicodeDecodeError:
+        if not valid_utf8(block.data):
             return True
+        if self._line_pattern is not None:
+            lines = block_lines(block)
+            return lines is None or not pc.all(pc.match_substring_regex(lines, self._line_pattern)).as_py()
         return self._pattern is not None and self._pattern.fullmatch(block.data) is None
 
     def _rows(self, block: LineBlock, parsed: pa.Table) -> Optional[pa.Table]:
@@ -141,5 +196,5 @@ class ArrowDelimited:
         if (parsed.num_columns == 1 or self._delimiter.isspace()) and self._any_blank(parsed):
             return None  # maybe a line of whitespace only, which the line parser rejects as empty_line
         if "id" not in fields:
-            fields["id"] = pa.array([f"{block.file}:{offset}" for offset in block.offsets], pa.string())
+            fields["id"] = row_ids(block)
         return pa.table({role: fields[role] for role in _ROLES if role in fields})

@@ -4,7 +4,8 @@ Beam's stock TensorFlow handler loads models with ``tf.keras.models.load_model``
 cannot read the SavedModels Keras 3 exports; :class:`SavedModelHandler` loads them with
 ``tf.saved_model.load`` and calls a serving signature on a batch of raw strings
 (tokenization is inside the model). RunInference shares one loaded model per worker
-process across its threads.
+process across its threads. Emoji rows come as whole :class:`SentenceBatch` elements,
+one signature call and one result (numpy arrays over the sentences) each.
 
 :class:`LengthBucketBatches` groups rows of similar length before the model sees them, so
 a batch is not mostly padding (apache/beam#37414). Beam's own length bucketing
@@ -21,15 +22,13 @@ import posixpath
 from typing import Any, Iterable, Optional, Sequence, Union
 
 import apache_beam as beam
+import pyarrow.compute as pc
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from apache_beam.transforms import window
 
 from seqbeam.transforms.runtime import freeze_long_lived_objects
-
-# Examples of the emoji task: the sentences of a row, each a model input of its own.
-Sentences = tuple
-
+from seqbeam.transforms.sentences import SentenceBatch
 
 @dataclasses.dataclass(frozen=True)
 class Prompt:
@@ -39,20 +38,13 @@ class Prompt:
     seed: int
 
 
-Example = Union[str, Sentences, Prompt]
+Example = Union[str, Prompt]
 
 
 def example_length(example: Example) -> int:
-    """Characters of the example's longest model input, what length-aware batching groups on.
-
-    A batch is padded to its longest input: for emoji rows, each sentence is an input.
-    """
-    kind = type(example)
-    if kind is str:
-        return len(example)
-    if kind is tuple:
-        return max(map(len, example))
-    return len(example.text)
+    """Characters of the example's model input, what length-aware batching groups on
+    (a batch is padded to its longest input)."""
+    return len(example) if type(example) is str else len(example.text)
 
 
 class LoadedModel:
@@ -67,10 +59,10 @@ class LoadedModel:
 
 
 class SavedModelHandler(ModelHandler[Example, PredictionResult, LoadedModel]):
-    """Runs an exported seqbeam model on batches of examples; wrap it in a KeyedModelHandler for ids.
+    """Runs an exported seqbeam model on batches of examples; wrap it in a KeyedModelHandler for ids,
+    or give it whole :class:`SentenceBatch` elements (which hold their ids) with ``with_no_batching``.
 
-    An example is a string, a tuple of strings (each called separately; its inference holds
-    a list with one entry per string) or a :class:`Prompt` (``signature="sample"``, seeded by
+    An example is a string or a :class:`Prompt` (``signature="sample"``, seeded by
     ``(seed, prompt.seed)``). The inference of an example is a dict of plain Python values
     (strings stay UTF-8 bytes), one per signature output named in ``outputs`` (default: all);
     ``model_id`` of each result is the model version. A date model's signature also takes
@@ -113,54 +105,66 @@ class SavedModelHandler(ModelHandler[Example, PredictionResult, LoadedModel]):
         return LoadedModel(module, signature, model_version(self._model_path),
                            takes_day_first="day_first" in signature.structured_input_signature[1])
 
-    def run_inference(self, batch: Sequence[Example], model: LoadedModel,
+    def run_inference(self, batch: Union[Sequence[Example], SentenceBatch], model: LoadedModel,
                       inference_args: Optional[dict[str, Any]] = None) -> Iterable[PredictionResult]:
-        """One signature call for the whole batch (every sentence of every row)."""
-        import tensorflow as tf
+        """One signature call for the whole batch.
 
-        texts, owners = _flatten(batch)
+        A :class:`SentenceBatch` (given whole, with ``with_no_batching``) gives ONE result:
+        its inference maps each output to a numpy array over the batch's flat sentences.
+        """
+        if isinstance(batch, SentenceBatch):
+            return [self._run_sentences(batch, model)]
+        texts = _texts(batch)
         self._fill.update(fill_percent(texts))
-        inputs = {"text": tf.constant(texts, dtype=tf.string)}
-        if self._signature == "beam_search":
-            inputs["beam_width"] = tf.constant(self._beam_width, tf.int32)
-        elif self._signature == "sample":
-            inputs["seed"] = tf.constant([self._seed, batch[0].seed], tf.int32)
-        if model.takes_day_first:
-            inputs["day_first"] = tf.fill([len(texts)], self._day_first)
-        signature_outputs = model.signature(**inputs)
+        signature_outputs = self._call(model, tf_strings(texts), batch[0])
         names = self._outputs or sorted(signature_outputs)
         # Plain Python values: cheaper to slice per row, to pickle between stages and to post-process.
         columns = [signature_outputs[name].numpy().tolist() for name in names]
-        if type(batch[0]) is not tuple:  # one model input per example (a task's examples are of one kind)
-            inferences = [dict(zip(names, row)) for row in zip(*columns)]
-        else:
-            inferences = [{name: column[start:stop] for name, column in zip(names, columns)}
-                          for start, stop in zip(owners, owners[1:])]
+        inferences = [dict(zip(names, row)) for row in zip(*columns)]
         version = model.version
         return [PredictionResult(example, inference, version) for example, inference in zip(batch, inferences)]
 
-    def get_num_bytes(self, batch: Sequence[Example]) -> int:
+    def _run_sentences(self, batch: SentenceBatch, model: LoadedModel) -> PredictionResult:
+        lengths = pc.utf8_length(batch.sentences).to_numpy(zero_copy_only=False)
+        longest = int(lengths.max(initial=0))
+        self._fill.update(int(100 * lengths.sum() / (longest * len(lengths))) if longest else 100)
+        signature_outputs = self._call(model, tf_strings(batch.sentences.to_numpy(zero_copy_only=False)), None)
+        names = self._outputs or sorted(signature_outputs)
+        return PredictionResult(batch, {name: signature_outputs[name].numpy() for name in names}, model.version)
+
+    def _call(self, model: LoadedModel, texts: Any, first: Any) -> dict:
+        """The signature's outputs for a string tensor of model inputs (``first``: the batch's first example)."""
+        import tensorflow as tf
+
+        inputs = {"text": texts}
+        if self._signature == "beam_search":
+            inputs["beam_width"] = tf.constant(self._beam_width, tf.int32)
+        elif self._signature == "sample":
+            inputs["seed"] = tf.constant([self._seed, first.seed], tf.int32)
+        if model.takes_day_first:
+            inputs["day_first"] = tf.fill([texts.shape[0]], self._day_first)
+        return model.signature(**inputs)
+
+    def get_num_bytes(self, batch: Union[Sequence[Example], SentenceBatch]) -> int:
         """Characters in the batch (RunInference's byte counter)."""
-        return sum(map(len, _flatten(batch)[0]))
+        if isinstance(batch, SentenceBatch):
+            return int(pc.sum(pc.utf8_length(batch.sentences)).as_py() or 0)
+        return sum(map(len, _texts(batch)))
 
     def get_metrics_namespace(self) -> str:
         return "seqbeam_infer"
 
 
-def _flatten(batch: Sequence[Example]) -> tuple[list[str], list[int]]:
-    """All model inputs of a batch, and where each example's inputs start (plus the end)."""
-    texts: list[str] = []
-    owners = [0]
-    for example in batch:
-        kind = type(example)
-        if kind is str:
-            texts.append(example)
-        elif kind is tuple:
-            texts.extend(example)
-        else:
-            texts.append(example.text)
-        owners.append(len(texts))
-    return texts, owners
+def tf_strings(texts: Any) -> Any:
+    """A 1-D ``tf.string`` tensor of a list or numpy array of texts."""
+    import tensorflow as tf
+
+    return tf.constant(texts, dtype=tf.string)
+
+
+def _texts(batch: Sequence[Example]) -> list[str]:
+    """The model inputs of a batch."""
+    return [example if type(example) is str else example.text for example in batch]
 
 
 class LengthBucketBatches(beam.DoFn):

@@ -21,11 +21,12 @@ from typing import Any, Iterable, NamedTuple, Optional, Sequence
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam.ml.inference.base import PredictionResult
 
 from seqbeam.text.day_order import strip_day_order
 from seqbeam.transforms.date_generator import WEEKDAYS
 from seqbeam.transforms.records import REJECTED, STATS, TOO_MANY_TOKENS, rejection
-from seqbeam.transforms.retry import error_message
+from seqbeam.transforms.retry import error_message, single_rows
 from seqbeam.transforms.sinks import INFERENCE_ERROR
 
 STAGE_INFER = "infer"
@@ -235,9 +236,12 @@ class EmojiOutputs(OutputFormat):
         return Outcome(row, None, min(probabilities) < self.min_confidence, truncated)
 
     def outcomes_table(self, results, known):
-        """The table built column by column (:mod:`seqbeam.transforms.emoji_table`), no row dicts."""
-        from seqbeam.transforms.emoji_table import emoji_outcomes_table
+        """The table built column by column (:mod:`seqbeam.transforms.emoji_table`), no row dicts;
+        ``results`` may also be one result of a whole ``SentenceBatch``."""
+        from seqbeam.transforms.emoji_table import emoji_batch_table, emoji_outcomes_table
 
+        if isinstance(results, PredictionResult):
+            return emoji_batch_table(self, results)
         return emoji_outcomes_table(self, results)
 
 
@@ -365,9 +369,23 @@ class PostprocessBatches(beam.DoFn):
         yield beam.pvalue.TaggedOutput(STATS, dict(zip(POSTPROCESS_COUNTS, (rows, low, truncated, flagged))))
 
 
-def result_inputs(results: list) -> list[tuple[str, str]]:
-    """``(id, input text)`` of a list of keyed PredictionResults, for rejected records."""
+def result_inputs(results: Any) -> list[tuple[str, str]]:
+    """``(id, input text)`` of a list of keyed PredictionResults (or one result of a whole batch of
+    rows), for rejected records."""
+    if isinstance(results, PredictionResult):
+        return results.example.inputs()
     return [(key, _example_text(result.example)) for key, result in results]
+
+
+def single_results(results: Any) -> list:
+    """One-row batches of a list of keyed PredictionResults, or of one result of a whole
+    ``SentenceBatch`` (its inference: arrays over the batch's sentences)."""
+    if not isinstance(results, PredictionResult):
+        return single_rows(results)
+    batch, owners = results.example, results.example.owners
+    return [PredictionResult(batch.take([i]), {name: values[owners[i]:owners[i + 1]]
+                                               for name, values in results.inference.items()}, results.model_id)
+            for i in range(len(batch))]
 
 
 def failed_inference_rejections(failure: tuple) -> list[dict]:

@@ -21,11 +21,13 @@ import json
 from typing import Any, Iterator, Optional
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from seqbeam.configs.schema import ConfigError, DataConfig
 from seqbeam.transforms.aligned import ParseAlignedFiles
-from seqbeam.transforms.arrow_lines import ArrowDelimited
+from seqbeam.transforms.arrow_json import ArrowJsonLines
+from seqbeam.transforms.arrow_lines import ArrowDelimited, text_lines_table
 from seqbeam.transforms.records import REJECTED, STAGE_READ, Row, rejection
 from seqbeam.transforms.sources import (
     LineBatch,
@@ -137,14 +139,27 @@ class LineParser(beam.DoFn):
     Undecodable and empty lines are rejected here; subclasses parse the rest.
     """
 
+    # False reads every block line by line (the reference the tests compare the fast paths with).
+    use_arrow = True
+
     def __init__(self):
         self._rows_in = beam.metrics.Metrics.counter("read", "rows_in")
         self._rejected = beam.metrics.Metrics.counter("read", "rows_rejected")
 
     def process(self, batch: LineBlock | LineBatch) -> Iterator[Any]:
         if isinstance(batch, LineBlock):
+            table = self.arrow_table(batch) if self.use_arrow else None
+            if table is not None:
+                self._rows_in.inc(table.num_rows)
+                yield table
+                return
             batch = batch.decoded()
         yield from self.parse_lines(batch)
+
+    def arrow_table(self, block: LineBlock) -> Optional[pa.Table]:
+        """The block's rows as one table read by Arrow, or None when the line parser must read it
+        (a subclass's fast path; none here)."""
+        return None
 
     def parse_lines(self, batch: LineBatch) -> Iterator[Any]:
         """The line by line parse of a batch: the reference every faster path must match."""
@@ -182,7 +197,15 @@ def _reject(row_id: str, raw: Any, code: str, detail: str = "") -> beam.pvalue.T
 
 
 class ParseTextLines(LineParser):
-    """Plain text: one item per line."""
+    """Plain text: one item per line.
+
+    A block with no line to reject (valid UTF-8, no empty or blank line) comes out as one
+    ``pyarrow.Table`` of rows, read by Arrow (:func:`~seqbeam.transforms.arrow_lines.text_lines_table`);
+    any other block is read line by line here.
+    """
+
+    def arrow_table(self, block):
+        return text_lines_table(block)
 
     def parse_line(self, row_id, line):
         return Row(id=row_id, text=line)
@@ -251,9 +274,6 @@ class ParseDelimitedLines(LineParser):
     any other block is read line by line here.
     """
 
-    # False reads every block line by line (the reference the tests compare the fast path with).
-    use_arrow = True
-
     def __init__(self, data: DataConfig):
         super().__init__()
         if data.format == "anki":
@@ -268,15 +288,9 @@ class ParseDelimitedLines(LineParser):
         self._arrow = ArrowDelimited(self._delimiter, self._quoting != csv.QUOTE_NONE, data.header, {
             "text": data.text_column, "target": data.target_column, "label": data.label_column, "id": data.id_column})
 
-    def process(self, batch):
-        if isinstance(batch, LineBlock) and self.use_arrow:
-            self.start_file(batch)
-            table = self._arrow.table(batch, self._header_names)
-            if table is not None:
-                self._rows_in.inc(table.num_rows)
-                yield table
-                return
-        yield from super().process(batch)
+    def arrow_table(self, block):
+        self.start_file(block)
+        return self._arrow.table(block, self._header_names)
 
     def _fields(self, line: str) -> list[str]:
         if '"' in line and self._quoting != csv.QUOTE_NONE:
@@ -316,11 +330,22 @@ class ParseDelimitedLines(LineParser):
 
 
 class ParseJsonLines(LineParser):
-    """JSON Lines: one object per line, columns are keys."""
+    """JSON Lines: one object per line, columns are keys.
+
+    A block that pyarrow's JSON reader parses the way this parser would (every line an
+    object with every configured key, values of the same types) is read by it instead and
+    comes out as one ``pyarrow.Table`` of rows (:mod:`seqbeam.transforms.arrow_json`); any
+    other block is read line by line here.
+    """
 
     def __init__(self, data: DataConfig):
         super().__init__()
         self._columns = _ColumnPicker(data)
+        self._arrow = ArrowJsonLines({"text": data.text_column, "target": data.target_column,
+                                      "label": data.label_column, "id": data.id_column})
+
+    def arrow_table(self, block):
+        return self._arrow.table(block)
 
     def parse_line(self, row_id, line):
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import datetime
+import functools
 import logging
 import struct
 from typing import Any, Iterable, Mapping
@@ -69,12 +70,18 @@ class BatchedTFRecordSink(filebasedsink.FileBasedSink):
         Each record is its length (uint64, little-endian), the masked CRC-32C of those 8
         bytes (uint32, little-endian), the data, and the masked CRC-32C of the data.
         """
-        pack_length, pack_crc, crc = cls._LENGTH.pack, cls._CRC.pack, cls._masked_crc32c
+        pack_crc, crc, header = cls._CRC.pack, cls._masked_crc32c, cls._header
         parts = []
         for record in records:
-            length = pack_length(len(record))
-            parts += (length, pack_crc(crc(length)), record, pack_crc(crc(record)))
+            parts += (header(len(record)), record, pack_crc(crc(record)))
         return b"".join(parts)
+
+    @classmethod
+    @functools.lru_cache(maxsize=4096)
+    def _header(cls, length: int) -> bytes:
+        """A record's length and its masked CRC (records of a job have few distinct lengths)."""
+        packed = cls._LENGTH.pack(length)
+        return packed + cls._CRC.pack(cls._masked_crc32c(packed))
 
     @staticmethod
     def _masked_crc32c(data: bytes) -> int:

@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 
 from seqbeam.configs.schema import Config, SplitConfig
 from seqbeam.transforms.arrow_lines import python_strip
-from seqbeam.transforms.postprocess import split_sentences
 from seqbeam.transforms.records import REJECTED, STAGE_VALIDATE, STATS, Row, RowBatch, rejection, rows_of
+from seqbeam.transforms.sentences import SentenceBatch
 
 TOO_MANY_CHARS = "too_many_chars"
 
@@ -61,6 +61,12 @@ def text_problem(text: Optional[str], max_chars: int, key: str,
         of = "" if field == "text" else f"{field} of "
         return TOO_MANY_CHARS, f"{of}{len(text)} characters > {key} {max_chars}"
     return None
+
+
+def texts_ok(texts: pa.Array, max_chars: int) -> pa.Array:
+    """Where :func:`text_problem` finds nothing wrong with a text, for a whole string array (a null is not fine)."""
+    present = pc.greater(pc.utf8_length(python_strip(texts)), 0)
+    return pc.fill_null(pc.and_(present, pc.less_equal(pc.utf8_length(texts), max_chars)), False)
 
 
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -128,9 +134,9 @@ class ValidateBatches(beam.DoFn):
         which gives the reason, in row order.
         """
         n = table.num_rows
-        ok = self._text_ok(table.column("text"))
+        ok = texts_ok(table.column("text"), self._max_chars)
         if self._kind == "seq2seq":
-            ok = pc.and_(ok, self._text_ok(table.column("target")))
+            ok = pc.and_(ok, texts_ok(table.column("target"), self._max_chars))
         labels = table.column("label") if "label" in table.column_names else pa.nulls(n, pa.string())
         if self._kind == "classifier":
             parsed, label_ok = self._labels(labels)
@@ -167,11 +173,6 @@ class ValidateBatches(beam.DoFn):
         if len(valid):
             yield valid
 
-    def _text_ok(self, texts: pa.Array) -> pa.Array:
-        """Texts :func:`text_problem` finds nothing wrong with (a null is not fine)."""
-        present = pc.greater(pc.utf8_length(python_strip(texts)), 0)
-        return pc.fill_null(pc.and_(present, pc.less_equal(pc.utf8_length(texts), self._max_chars)), False)
-
     def _labels(self, labels: pa.Array) -> tuple[pa.Array, pa.Array]:
         """(labels as int64, where :func:`parse_label` takes them as they are) of string labels."""
         stripped = python_strip(labels.cast(pa.string()))
@@ -200,12 +201,13 @@ class ValidateBatches(beam.DoFn):
 
 
 class KeyExamples(beam.DoFn):
-    """Lists of Rows -> lists of ``(id, example)`` the model can take; rejected: what it cannot.
+    """Lists of Rows (or reader tables) -> lists of ``(id, text)`` the model can take; rejected: what it cannot.
 
-    An example is the row's text, or (emoji tagging) the text cut into sentences. Texts
-    are checked by :func:`text_problem` against ``infer.max_chars``, as preprocessing checks
-    them against ``preprocess.max_chars``. Tagged output ``stats``: ``{"read": rows}`` per
-    list, the rows that came through reading.
+    With ``sentences`` (emoji tagging) the rows kept are one :class:`SentenceBatch` instead,
+    each text cut into its sentences, column by column. Texts are checked by
+    :func:`text_problem` against ``infer.max_chars``, as preprocessing checks them against
+    ``preprocess.max_chars``. Tagged output ``stats``: ``{"read": rows}`` per list, the
+    rows that came through reading.
     """
 
     def __init__(self, max_chars: int, sentences: bool):
@@ -214,15 +216,43 @@ class KeyExamples(beam.DoFn):
         self._rows_in = beam.metrics.Metrics.counter("infer", "rows_in")
 
     def process(self, rows: list[Row] | pa.Table):
+        if self._sentences:
+            yield from self._sentence_batch(rows)
+            return
         rows = rows_of(rows)
         self._rows_in.inc(len(rows))
         keyed = []
         for row in rows:
             problem = text_problem(row.text, self._max_chars, "infer.max_chars")
             if problem:
-                yield beam.pvalue.TaggedOutput(REJECTED, rejection(row.id, row.text, STAGE_VALIDATE, *problem))
+                yield self._rejection(row.id, row.text, problem)
             else:
-                keyed.append((row.id, split_sentences(row.text) if self._sentences else row.text))
+                keyed.append((row.id, row.text))
         if keyed:
             yield keyed
         yield beam.pvalue.TaggedOutput(STATS, {"read": len(rows)})
+
+    def _sentence_batch(self, rows: list[Row] | pa.Table):
+        """The rows as a :class:`SentenceBatch`, checked column by column; the few bad ones judged by
+        :func:`text_problem`, which gives their reason."""
+        if isinstance(rows, pa.Table):
+            ids, texts = rows.column("id").combine_chunks(), rows.column("text").combine_chunks()
+        else:
+            ids = pa.array([row.id for row in rows], pa.string())
+            texts = pa.array([row.text for row in rows], pa.string())
+        n = len(ids)
+        self._rows_in.inc(n)
+        good = np.asarray(texts_ok(texts, self._max_chars).to_numpy(zero_copy_only=False), dtype=bool)
+        if not good.all():
+            bad = np.flatnonzero(~good)
+            for row_id, text in zip(ids.take(bad).to_pylist(), texts.take(bad).to_pylist()):
+                yield self._rejection(row_id, text, text_problem(text, self._max_chars, "infer.max_chars"))
+            kept = pa.array(np.flatnonzero(good))
+            ids, texts = ids.take(kept), texts.take(kept)
+        if len(ids):
+            yield SentenceBatch.of_texts(ids, texts)
+        yield beam.pvalue.TaggedOutput(STATS, {"read": n})
+
+    @staticmethod
+    def _rejection(row_id: str, text: Optional[str], problem: tuple[str, str]) -> beam.pvalue.TaggedOutput:
+        return beam.pvalue.TaggedOutput(REJECTED, rejection(row_id, text, STAGE_VALIDATE, *problem))
