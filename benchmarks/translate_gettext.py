@@ -134,7 +134,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         references = [p.target for p in held_out]
         hypotheses, ours_rate = translate_seqbeam(run["summary"]["model_path"], sources,
                                                   config.preprocess.tokenizer.level == "word")
-        ours = {**score(hypotheses, references), "sentences_per_second": round(ours_rate, 1),
+        ours = {**score(hypotheses, references), **gettext_corpus.carried_share(sources, references, hypotheses),
+                "sentences_per_second": round(ours_rate, 1),
                 "train_minutes": round(run["stages"]["train"] / 60, 2),
                 "preprocess_minutes": round(run["stages"]["preprocess"] / 60, 2),
                 "epochs": len(run["epoch_seconds"]) or None, "metadata_rows": run["metadata"]["rows"],
@@ -142,7 +143,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         apertium = None if args.no_apertium else translate_apertium(sources, work)
         theirs = None
         if apertium:
-            theirs = {**score(apertium[0], references), "sentences_per_second": round(apertium[1], 1)}
+            theirs = {**score(apertium[0], references), **gettext_corpus.carried_share(sources, references, apertium[0]),
+                      "sentences_per_second": round(apertium[1], 1)}
         report(corpus, config, ours, theirs, load, env)
         for i in range(min(args.samples, len(sources))):
             print(f"\nEN   {sources[i]}\nREF  {references[i]}\nOURS {hypotheses[i]}"
@@ -159,20 +161,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def report(corpus: dict, config, ours: dict, theirs: Optional[dict], load, env: dict) -> None:
     """Prints the comparison as a text table and as the README's Markdown table."""
     held = f"{corpus['held_out_pairs']:,}"
+    def kept(figures: dict) -> str:
+        return "-" if figures["carried_percent"] is None else f"{figures['carried_percent']:.1f} %"
+
     rows = [["seqbeam " + config.preprocess.tokenizer.level, held, f"{ours['bleu']:.2f}", f"{ours['chrf']:.2f}",
-             f"{ours['sentences_per_second']:,.0f}", f"{ours['train_minutes']:.1f}"]]
+             kept(ours), f"{ours['sentences_per_second']:,.0f}", f"{ours['train_minutes']:.1f}"]]
     if theirs:
         rows.append([f"Apertium {APERTIUM_PAIR}", held, f"{theirs['bleu']:.2f}", f"{theirs['chrf']:.2f}",
-                     f"{theirs['sentences_per_second']:,.0f}", "-"])
-    header = ["system", "held-out", "BLEU", "chrF", "sentences/s", "train min"]
+                     kept(theirs), f"{theirs['sentences_per_second']:,.0f}", "-"])
+    header = ["system", "held-out", "BLEU", "chrF", f"carried ({ours['carried_tokens']:,})", "sentences/s", "train min"]
     print()
-    print(text_table(header, rows, right={1, 2, 3, 4, 5}))
+    print(text_table(header, rows, right={1, 2, 3, 4, 5, 6}))
     print(f"\ntargets: BLEU >= {TARGETS['bleu']} ({'ok' if ours['bleu'] >= TARGETS['bleu'] else 'MISS'}), "
           f"training <= {TARGETS['train_minutes']} min ({'ok' if ours['train_minutes'] <= TARGETS['train_minutes'] else 'MISS'}); "
           f"{ours['epochs']} epochs; other processes used {load.other_cores:.2f} of {env['cpus']} cores meanwhile")
     print(f"sacrebleu: {ours['bleu_signature']}")
     print()
-    print(md_table(header, rows, ["---", "---:", "---:", "---:", "---:", "---:"]))
+    print("carried: the held-out sources' numbers, identifiers and acronyms that the reference keeps verbatim, "
+          "kept verbatim by the system")
+    print()
+    print(md_table(header, rows, ["---", "---:", "---:", "---:", "---:", "---:", "---:"]))
 
 
 if __name__ == "__main__":
