@@ -12,6 +12,9 @@ letterless text; runs of whitespace (line breaks of wrapped messages, the column
 of ``--help`` texts) become one space. Each distinct (source, translation) pair is kept once.
 The held-out part is chosen by a hash of the source, so every translation of one source
 falls on the same side, on every machine.
+
+:func:`carried_share` scores what a translation of these messages must not translate: the
+numbers, identifiers and acronyms (``1.34``, ``prefer-l32r``, ``OLPC``) the reference keeps.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import glob
 import hashlib
 import os
 import re
-from typing import Iterable, NamedTuple, Optional
+from typing import Iterable, NamedTuple, Optional, Sequence
 
 # printf (%s %-10.3f %1$s %lu %%, and programs' own letters: binutils' %B %P), Python (%(name)s),
 # brace ({0} {name}) and shell (${var} $HOME) forms.
@@ -125,3 +128,28 @@ def write_tsv(path: str, pairs: Iterable[Pair]) -> int:
             f.write(f"{pair.source}\t{pair.target}\n")
             count += 1
     return count
+
+
+# A token to carry through: a number, an identifier or an acronym (digits, "_", inner capitals, all caps).
+_CARRIED = re.compile(r"\d|_|^.+[A-Z]|^[A-Z]{2,}$")
+# Punctuation a token may carry around it in running text.
+_EDGES = "()[]{}<>«»\"'`¿?¡!.,;:"
+
+
+def carried_tokens(source: str, reference: str) -> list[str]:
+    """Tokens of ``source`` (punctuation around them stripped) that ``reference`` also holds
+    verbatim and that look like numbers, identifiers or acronyms: what a translation must carry."""
+    in_reference = {t.strip(_EDGES) for t in reference.split()}
+    return [t for t in (w.strip(_EDGES) for w in source.split()) if t and t in in_reference and _CARRIED.search(t)]
+
+
+def carried_share(sources: Sequence[str], references: Sequence[str], hypotheses: Sequence[str]) -> dict:
+    """How many of the tokens to carry (:func:`carried_tokens`) each hypothesis holds verbatim."""
+    total = kept = 0
+    for source, reference, hypothesis in zip(sources, references, hypotheses):
+        wanted = carried_tokens(source, reference)
+        have = {t.strip(_EDGES) for t in hypothesis.split()}
+        total += len(wanted)
+        kept += sum(t in have for t in wanted)
+    return {"carried_tokens": total, "carried_percent": round(100.0 * kept / total, 2) if total else None}
+

@@ -87,8 +87,9 @@ class DataConfig:
 class TokenizerConfig:
     """How raw text becomes tokens, in Beam and inside the exported model alike."""
 
-    # wordpiece: whitespace words cut into WordPiece subwords (tensorflow_text's
-    # FastWordpieceTokenizer) over a vocabulary learnt from the train words' counts.
+    # wordpiece: the letter-and-digit runs and symbols of whitespace words cut into WordPiece
+    # subwords (tensorflow_text's FastWordpieceTokenizer) over a vocabulary learnt from the
+    # train units' counts; "##" marks the glued pieces (text/wordpiece.py).
     level: Literal["word", "char", "wordpiece"] = "word"
     lowercase: bool = True
     normalization: Literal["NFKC", "NFC", "none"] = "NFKC"
@@ -117,7 +118,7 @@ class VocabConfig:
     # With vectors: how many of their rows (the first ones; GloVe's are by frequency) give
     # words. 0 = all of them.
     vectors_rows: int = 0
-    # WordPiece tokenizer only: how many of the most frequent train words (with their counts)
+    # WordPiece tokenizer only: how many of the most frequent train units (with their counts)
     # the WordPiece vocabulary of max_size pieces is learnt from. Bounds the counting step as
     # max_size does for a word vocabulary.
     wordpiece_words: int = 20_000
@@ -215,8 +216,8 @@ class TrainConfig:
     early_stopping_patience: int = 5
     seed: int = 0
     shuffle_buffer: int = 10_000
-    # Seq2seq only, one machine: batches of similar source length, sorted within windows of
-    # this many batches and cut to their longest source (models/inputs.py); 0 = off.
+    # Seq2seq only, one machine: batches of similar lengths, sorted within windows of this
+    # many batches and cut to their longest source and target (models/inputs.py); 0 = off.
     length_window: int = 0
     export: ExportConfig = ExportConfig()
 

@@ -34,8 +34,8 @@ the ``target_in`` mask, which marks the same positions).
 
 >>> model = build_seq2seq(source_vocab_size=30, target_vocab_size=20, source_length=12,
 ...                       target_length=8)
->>> model.output_shape
-(None, 8, 20)
+>>> model.output_shape  # any batch, any target length (up to target_length in the records)
+(None, None, 20)
 """
 
 from __future__ import annotations
@@ -141,8 +141,8 @@ def build_seq2seq(
 
     Returns an uncompiled functional model (see :func:`compile_seq2seq`) whose inputs are
     named ``source`` ``[batch, source_length]`` and ``target_in`` ``[batch, target_length]``
-    (int64, 0-padded) and whose output is float32 logits ``[batch, target_length,
-    target_vocab_size]``. ``dropout`` is applied to both embeddings and before ``logits``
+    (int64, 0-padded; a batch may be shorter) and whose output is float32 logits ``[batch,
+    target_length, target_vocab_size]``. ``dropout`` is applied to both embeddings and before ``logits``
     (``Dropout`` layers, so the recurrent kernels keep their fast paths). ``cell``: ``"lstm"``
     or ``"gru"``. The layers and why they are laid out so are in the module docstring.
     """
@@ -164,10 +164,10 @@ def build_seq2seq(
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
 
-    # int64 as in the TFRecords. Any source length: batches of short rows may be cut short
-    # (models/inputs.py, length_window); source_length is the longest the records hold.
+    # int64 as in the TFRecords. Any length: batches of short rows may be cut short (models/inputs.py,
+    # length_window); source_length and target_length are the longest the records hold.
     source = keras.Input(shape=(None,), dtype="int64", name=SOURCE)
-    target_in = keras.Input(shape=(target_length,), dtype="int64", name=TARGET_IN)
+    target_in = keras.Input(shape=(None,), dtype="int64", name=TARGET_IN)
 
     x = keras.layers.Embedding(source_vocab_size, embedding_dim, mask_zero=True, name="source_embedding")(source)
     x = keras.layers.Dropout(dropout, name="source_dropout")(x)

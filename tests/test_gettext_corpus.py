@@ -126,3 +126,14 @@ def test_writes_tab_separated_pairs(tmp_path):
     path = str(tmp_path / "c.tsv")
     assert gettext_corpus.write_tsv(path, pairs) == 1
     assert open(path, encoding="utf-8").read() == "Close the window\tCierra la ventana\n"
+
+
+def test_the_tokens_to_carry_are_numbers_identifiers_and_acronyms_the_reference_keeps():
+    source = "prefer-l32r conflicts with prefer-const16 (OLPC) in GNU tar 1.34, Display"
+    reference = "prefer-l32r entra en conflicto con prefer-const16 (OLPC) en GNU tar 1.34, Display"
+    assert gettext_corpus.carried_tokens(source, reference) == ["prefer-l32r", "prefer-const16", "OLPC", "GNU", "1.34"]
+    assert gettext_corpus.carried_tokens("Show 42 files", "Mostrar cuarenta y dos ficheros") == []
+    share = gettext_corpus.carried_share([source, "Show 42 files"], [reference, "Mostrar 42 ficheros"],
+                                         ["prefer-l32r choca con prefer-const (OLPC) GNU 1.34", "Mostrar 42 archivos."])
+    assert share == {"carried_tokens": 6, "carried_percent": round(100 * 5 / 6, 2)}
+    assert gettext_corpus.carried_share(["Display"], ["Mostrar"], ["Mostrar"])["carried_percent"] is None

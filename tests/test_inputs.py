@@ -53,12 +53,15 @@ def test_length_window_batches_rows_of_similar_length_cut_to_the_longest(dates_d
     spread = []
     for batch in batches:
         longest = int(batch["source_length"].max())
-        assert batch["source"].shape[1] == min(40, -(-longest // 8) * 8)  # cut to the longest, a multiple of 8
-        assert batch["target_in"].shape[1] == 12
+        assert batch["source"].shape[1] == longest  # cut to the longest
+        target_width = int(batch["target_length"].max())
+        assert batch["target_in"].shape[1] == batch["target_out"].shape[1] == target_width
         for i, row_id in enumerate(batch["id"]):  # only padding was cut
             row = expected[row_id.decode()]
             assert batch["source"][i].tolist() == row["source"][: batch["source"].shape[1]]
             assert sum(row["source"][batch["source"].shape[1]:]) == 0
+            for name in ("target_in", "target_out"):
+                assert batch[name][i].tolist() == row[name][:target_width] and sum(row[name][target_width:]) == 0
         spread.append(longest - int(batch["source_length"].min()))
     unsorted = next(make_dataset(dates_dir, "train", batch_size=16, shuffle=True, seed=3).as_numpy_iterator())
     assert np.mean(spread) < unsorted["source_length"].max() - unsorted["source_length"].min()

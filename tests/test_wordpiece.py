@@ -19,7 +19,7 @@ from seqbeam.pipelines.options import pipeline_options
 from seqbeam.text.encoding import TokenIds
 from seqbeam.text.tokenizer import TextTokenizer
 from seqbeam.text.vocabulary import RESERVED_TOKENS, UNK_ID, Vocabulary
-from seqbeam.text.wordpiece import SUFFIX, join_pieces, learn_vocabulary
+from seqbeam.text.wordpiece import SUFFIX, join_pieces, join_pieces_py, learn_vocabulary
 from seqbeam.transforms.records import Row, RowBatch
 from seqbeam.transforms.vocabulary import BuildVocabulary
 
@@ -75,6 +75,32 @@ def test_case_identifiers_and_numbers_survive_tokenization_and_back(vocabulary):
     # Cased: "Árabe" and "árabe" are different pieces.
     upper, lower = ids(tf.constant(["Árabe", "árabe"])).to_list()
     assert upper != lower
+
+
+def test_punctuation_is_glued_not_spelled_into_the_word(vocabulary):
+    ids = TokenIds(CASED, vocabulary)
+    pieces = [[p.decode("utf-8") for p in row] for row in
+              ids.token_strings(tf.constant(["(OLPC)", "OLPC", "¿Dónde?", "prefer-l32r"])).to_list()]
+    # The word after an opening symbol is spelled as it is alone; the symbols carry the glue.
+    assert pieces[0] == ["(" + SUFFIX] + pieces[1] + [SUFFIX + ")"]
+    assert pieces[2][0] == "¿" + SUFFIX and pieces[2][-1] == SUFFIX + "?"
+    assert SUFFIX + "-" + SUFFIX in pieces[3]
+
+
+@pytest.mark.parametrize("text", ["C# and C## and ## x #5 (#5) a##b", "don't 'quoted' ❤️ok", "e.g. 1.34; x--y ...",
+                                  "(tty)", "«README»?", "a ( b ) c", "--no-color=always"])
+def test_hashes_quotes_and_runs_of_symbols_round_trip(vocabulary, text):
+    counts = word_counts([text] * 2)
+    tokens = learn_vocabulary(counts + word_counts(SENTENCES), max_size=400)
+    pieces = TokenIds(CASED, tokens).token_strings(tf.constant([text]))
+    assert join_pieces(tf.strings.reduce_join(pieces, axis=-1, separator=" ")).numpy()[0].decode("utf-8") == text
+    assert join_pieces_py([p.decode("utf-8") for p in pieces.to_list()[0]]) == text
+
+
+def test_empty_texts_have_no_pieces(vocabulary):
+    ids = TokenIds(CASED, vocabulary)
+    assert ids(tf.constant(["", "  ", "("])).to_list() == [[], [], [vocabulary.tokens.index("(")]]
+    assert ids(tf.constant([""])).to_list() == [[]]
 
 
 def test_a_word_of_unknown_characters_is_one_unk(vocabulary):

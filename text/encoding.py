@@ -14,16 +14,17 @@ import tensorflow_text as tf_text
 
 from seqbeam.text.tokenizer import TextTokenizer
 from seqbeam.text.vocabulary import END_ID, START_ID, Vocabulary, file_lookup_table
-from seqbeam.text.wordpiece import wordpiece_tokenizer
+from seqbeam.text.wordpiece import GluedWordPieces
 
 
 class TokenIds(tf.Module):
     """Raw strings -> ragged token ids: the task tokenizer followed by a vocabulary lookup.
 
     The table comes from ``vocab_file`` when one is given (``vocabulary`` may then be None),
-    else from ``vocabulary``'s tokens. At level ``wordpiece`` the tokenizer's words are cut
-    into pieces by a FastWordpieceTokenizer over the vocabulary (read from the file: a
-    WordPiece vocabulary is bounded by its ``max_size``), which gives the ids itself.
+    else from ``vocabulary``'s tokens. At level ``wordpiece`` the tokenizer's units are cut
+    into pieces, their glues marked, by :class:`~seqbeam.text.wordpiece.GluedWordPieces` over
+    the vocabulary (read from the file: a WordPiece vocabulary is bounded by its
+    ``max_size``), which gives the ids itself.
     """
 
     def __init__(self, tokenizer: TextTokenizer, vocabulary: Optional[Vocabulary], vocab_file: str = ""):
@@ -33,18 +34,16 @@ class TokenIds(tf.Module):
         self.tokenizer = tokenizer
         if tokenizer.level == "wordpiece":
             tokens = (vocabulary or Vocabulary.load(vocab_file)).tokens
-            self.pieces = wordpiece_tokenizer(tokens)
+            self.pieces = GluedWordPieces(tokens)
             self.vocabulary_tokens = tf.constant(tokens, dtype=tf.string)
         else:
             self.table = file_lookup_table(vocab_file) if vocab_file else vocabulary.lookup_table()
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def __call__(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        tokens = self.tokenizer.tokenize(texts)
         if self.tokenizer.level == "wordpiece":
-            # [batch, (words), (pieces)] -> [batch, (pieces)]
-            return tokens.with_flat_values(self.pieces.tokenize(tokens.flat_values)).merge_dims(1, 2)
-        return tf.ragged.map_flat_values(self.table.lookup, tokens)
+            return self.pieces(self.tokenizer.word_units(texts))
+        return tf.ragged.map_flat_values(self.table.lookup, self.tokenizer.tokenize(texts))
 
     def token_strings(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """The tokens the ids stand for, as strings (WordPiece: the pieces; ``<unk>`` for an unknown word)."""

@@ -1,9 +1,11 @@
 """The task tokenizer: raw text -> tokens, as TensorFlow ops.
 
 Levels: ``word`` (words and symbols), ``char`` (characters) and ``wordpiece``, where this
-tokenizer gives the whitespace words that :class:`~seqbeam.text.encoding.TokenIds` cuts
-into WordPiece subwords: a word keeps its punctuation ("(OLPC)," is one word, pieces
-``(``, ``##OL``, ``##PC``, ``##),``), so joining the pieces gives back the text exactly.
+tokenizer gives *units*: each whitespace word split into runs of letters and digits and
+single symbols ("(OLPC)," -> ``(``, ``OLPC``, ``)``, ``,``). :class:`~seqbeam.text.encoding.TokenIds`
+cuts the units into WordPiece subwords and marks which ones were glued to their neighbours
+(``text/wordpiece.py``), so a word after punctuation is spelled as it is everywhere else and
+joining the pieces still gives back the text exactly.
 
 One :class:`TextTokenizer` is built from the task config and used twice: by the Beam
 preprocessing (on batches of rows) and inside the exported SavedModel (on the serving
@@ -26,6 +28,9 @@ import tensorflow_text as tf_text
 # follow it (an emoji with its variation selector is one token).
 _WORD_CHARS = r"\p{L}\p{N}\p{M}_'"
 _SYMBOL = rf"([^\s\p{{Z}}{_WORD_CHARS}]\p{{M}}*)"
+# WordPiece units: a symbol (with its marks) stands alone; '#' stays in words, so that the
+# "##" glue marks of text/wordpiece.py never meet a symbol '#'; '_' keeps identifiers whole.
+WORDPIECE_SYMBOL = r"[^\s\p{Z}\p{L}\p{N}\p{M}_#]\p{M}*"
 # Whitespace of any kind and control characters (NUL, ESC, ...) collapse to one space.
 _SPACE_OR_CONTROL = r"[\s\p{Z}\p{Cc}]+"
 
@@ -76,18 +81,27 @@ class TextTokenizer:
     def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Tokens of each text of a 1-D string tensor, as a ``[batch, (tokens)]`` ragged tensor.
 
-        Level ``wordpiece``: the whitespace words, which the WordPiece vocabulary is learnt
-        from and which :class:`~seqbeam.text.encoding.TokenIds` cuts into pieces.
+        Level ``wordpiece``: the units of every word (see :meth:`word_units`), which the
+        WordPiece vocabulary is learnt from.
         """
+        if self.level == "wordpiece":
+            return self.word_units(texts).merge_dims(1, 2)
         texts = self.normalize(tf.convert_to_tensor(texts, dtype=tf.string))
         if self.level == "char":
             return tf.strings.unicode_split(texts, "UTF-8")
-        if self.level == "wordpiece":
-            return self._whitespace_splitter.tokenize(texts)
         # Surrounding each symbol with spaces and splitting on whitespace gives the tokens
         # of `[\w']+|[^\s\w]`, about 20x faster than a regex split with Unicode classes.
         spaced = tf.strings.regex_replace(texts, _SYMBOL, r" \1 ")
         return self._whitespace_splitter.tokenize(spaced)
+
+    def word_units(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        """``[batch, (words), (units)]``: each whitespace word split into letter-and-digit runs and symbols.
+
+        The units of a word are written without spaces between them; which of them a
+        symbol joins is what :class:`~seqbeam.text.wordpiece.GluedWordPieces` marks.
+        """
+        words = self._whitespace_splitter.tokenize(self.normalize(tf.convert_to_tensor(texts, dtype=tf.string)))
+        return tf_text.regex_split(words, WORDPIECE_SYMBOL, WORDPIECE_SYMBOL)
 
     def tokenize_to_lists(self, texts: Sequence[str]) -> list[list[str]]:
         """Python convenience: tokens of each text as lists of ``str`` (tests, debugging)."""
