@@ -89,8 +89,12 @@ class ArrowJsonLines:
         for role, key in self._columns.items():
             if key not in parsed.column_names or parsed.schema.get_field_index(key) < 0:
                 return None
-            values = parsed.column(key).combine_chunks()
-            if values.type not in _TYPES[role] or values.null_count:
+            column = parsed.column(key)
+            # The type first: Arrow fails to combine some others (a list of nulls).
+            if column.type not in _TYPES[role]:
+                return None
+            values = column.combine_chunks()
+            if values.null_count:
                 return None
             fields[role] = values.cast(pa.string()) if role == "id" else values
         if "id" not in fields:
